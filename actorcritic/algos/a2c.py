@@ -1,0 +1,160 @@
+"""The A2C update: recompute the rollout, returns, loss, one optimizer step.
+
+`rollout_loss` is shared by A2C (one process) and A3C workers (each on its local model).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from actorcritic.algos.losses import actor_critic_loss
+from actorcritic.algos.returns import gae_advantages
+from actorcritic.algos.rollout import RolloutBuffer
+from actorcritic.config import AlgoConfig
+
+
+def rollout_loss(model: nn.Module, buf: RolloutBuffer, cfg: AlgoConfig):
+    """Loss over one rollout, recomputed from `buf.start_state` with BPTT for recurrent cores.
+
+    The forward pass includes the bootstrap observation (row T), so its value comes from
+    the same parameters that acted.
+    """
+    params, values, _ = model(buf.obs, buf.first, buf.start_state)
+    logp, entropy = model.policy.log_prob_entropy(params[:-1], buf.actions)
+    advantages, returns = gae_advantages(buf.rewards, values.detach(), buf.terminated,
+                                         buf.truncated, cfg.gamma, cfg.gae_lambda)
+    return actor_critic_loss(logp, entropy, values[:-1], advantages, returns, buf.valid,
+                             cfg.vf_coef, cfg.ent_coef, cfg.normalize_advantage)
+
+
+def make_optimizer(params, cfg: AlgoConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.optim_eps)
+    return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.optim_eps)
+
+
+def lr_at(cfg: AlgoConfig, env_steps: int, total_steps: int, episodes: int) -> float:
+    """The learning rate of the schedule at a point of training."""
+    if cfg.lr_schedule == "linear":
+        return cfg.lr * max(0.0, 1.0 - env_steps / total_steps)
+    if cfg.lr_schedule == "log10":
+        return cfg.lr / math.log10(0.01 * episodes + 10)
+    return cfg.lr
+
+
+def grad_stats(params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Max |g| and variance of all gradient entries (for diagnostics)."""
+    flat = torch.cat([p.grad.reshape(-1) for p in params if p.grad is not None])
+    return {"diag/grad_max": flat.abs().max(), "diag/grad_var": flat.var()}
+
+
+def clip_and_measure(params: list[torch.Tensor], max_grad_norm: float) -> torch.Tensor:
+    """Clip gradients to max_grad_norm (0: no clipping); return the norm before clipping."""
+    limit = max_grad_norm if max_grad_norm > 0 else float("inf")
+    return nn.utils.clip_grad_norm_(params, limit)
+
+
+# ---------------------------------------------------------------- the A2C driver
+
+def run_a2c(session, model: nn.Module, resume=None) -> None:
+    """Synchronous A2C: one process, a vector of envs, one update per rollout."""
+    import numpy as np
+
+    from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
+    from actorcritic.envs import make_vector_env
+    from actorcritic.envs import snapshot as env_snapshot
+    from actorcritic.errors import NonFiniteError
+    from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
+    from actorcritic.train import evaluate_during_training, guard_update, model_tensors
+
+    cfg, device = session.cfg, session.device
+    envs = make_vector_env(cfg.env, seed=cfg.run.seed, mode="train")
+    try:
+        optimizer = make_optimizer(model.parameters(), cfg.algo)
+        params = [p for p in model.parameters() if p.requires_grad]
+        obs = envs.reset(seed=cfg.run.seed)
+        carry = Carry.start(obs, model, device)
+        if resume is not None:
+            load_optimizer(optimizer, resume)
+            _restore_carry(carry, resume, device)
+            torch.set_rng_state(resume.tensors["extra.rng_torch"])
+            snap = resume.meta.get("env_snapshot")
+            if snap is not None and env_snapshot.can_snapshot(envs):
+                arrays = {k: v.numpy() for k, v in resume.section("env").items()}
+                env_snapshot.restore(envs, arrays, snap)
+            else:
+                session.progress.message("resume: this env backend cannot be snapshotted, "
+                                         "so the envs start new episodes")
+                carry = Carry.start(envs.reset(seed=cfg.run.seed + session.updates), model,
+                                    device)
+        buf = RolloutBuffer(cfg.algo.num_steps, envs.num_envs, envs.single_observation_space,
+                            envs.single_action_space, device)
+        to_env = ActionAdapter(envs.single_action_space)
+        steps_per_update = cfg.algo.num_steps * envs.num_envs
+
+        def checkpoint(name: str) -> None:
+            tensors = model_tensors(model)
+            opt_tensors, opt_meta = optimizer_tensors(optimizer)
+            tensors.update(opt_tensors)
+            tensors.update(_carry_tensors(carry))
+            tensors["extra.rng_torch"] = torch.get_rng_state()
+            extra = {"optimizer": opt_meta, "algo": "a2c"}
+            if env_snapshot.can_snapshot(envs):
+                arrays, values = env_snapshot.capture(envs)
+                tensors.update({f"env.{k}": torch.from_numpy(np.array(v))
+                                for k, v in arrays.items()})
+                extra["env_snapshot"] = values
+            session.save(name, tensors, extra)
+
+        session.checkpoint = checkpoint
+        while not session.should_stop():
+            lr = lr_at(cfg.algo, session.env_steps, cfg.run.total_steps, session.window.count)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard)
+            session.add_steps(steps_per_update)
+            session.record_episodes(episodes)
+            loss, stats = rollout_loss(model, buf, cfg.algo)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            log_now = session.updates % cfg.run.log_every == 0
+            stats["diag/grad_norm"] = clip_and_measure(params, cfg.algo.max_grad_norm)
+            if cfg.run.nan_guard:
+                guard_update(model, loss, stats, session.updates)
+            if log_now:
+                stats.update(grad_stats(params))
+            optimizer.step()
+            if log_now:
+                stats["charts/lr"] = lr
+                session.log(stats)
+            if session.periodic_due():
+                checkpoint(f"update_{session.updates:08d}")
+            if session.eval_due():
+                evaluate_during_training(session, model)
+            if log_now and session.improved():
+                checkpoint("best")
+        checkpoint("final")
+    except NonFiniteError:
+        # The parameters are still those of the last good update: keep them.
+        checkpoint("final")
+        raise
+    finally:
+        envs.close()
+
+
+def _carry_tensors(carry) -> dict[str, torch.Tensor]:
+    out = {"extra.carry.obs": carry.obs, "extra.carry.first": carry.first,
+           "extra.carry.reset_next": carry.reset_next}
+    out.update({f"extra.carry.state.{i}": s for i, s in enumerate(carry.state)})
+    return out
+
+
+def _restore_carry(carry, ckpt, device) -> None:
+    t = ckpt.tensors
+    carry.obs.copy_(t["extra.carry.obs"])
+    carry.first.copy_(t["extra.carry.first"])
+    carry.reset_next.copy_(t["extra.carry.reset_next"])
+    carry.state = tuple(t[f"extra.carry.state.{i}"].to(device) for i in range(len(carry.state)))

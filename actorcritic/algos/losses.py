@@ -1,0 +1,50 @@
+"""The actor-critic loss as a pure function, with the statistics TensorBoard shows."""
+
+from __future__ import annotations
+
+import torch
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / count
+
+
+def actor_critic_loss(logp: torch.Tensor, entropy: torch.Tensor, values: torch.Tensor,
+                      advantages: torch.Tensor, returns: torch.Tensor, valid: torch.Tensor,
+                      vf_coef: float, ent_coef: float, normalize_advantage: bool = False
+                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Policy-gradient + value + entropy loss over the valid steps.
+
+    All inputs are [T, N]; `valid` is 0 on reset steps (which belong to no episode).
+    advantages and returns are treated as constants. Returns (loss, stats) where stats
+    are detached scalars.
+    """
+    mask = valid.float()
+    count = mask.sum().clamp(min=1.0)
+    adv = advantages.detach()
+    if normalize_advantage:
+        mean = masked_mean(adv, mask, count)
+        std = masked_mean((adv - mean) ** 2, mask, count).sqrt()
+        adv = (adv - mean) / (std + 1e-8)
+    policy_loss = -masked_mean(logp * adv, mask, count)
+    value_loss = masked_mean((returns.detach() - values) ** 2, mask, count)
+    entropy_mean = masked_mean(entropy, mask, count)
+    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
+    with torch.no_grad():
+        ret_mean = masked_mean(returns, mask, count)
+        ret_var = masked_mean((returns - ret_mean) ** 2, mask, count)
+        err_var = masked_mean((returns - values - masked_mean(returns - values, mask, count)) ** 2,
+                              mask, count)
+        adv_mean = masked_mean(advantages, mask, count)
+        stats = {
+            "losses/policy": policy_loss.detach(),
+            "losses/value": value_loss.detach(),
+            "losses/entropy": entropy_mean.detach(),
+            "losses/total": loss.detach(),
+            "diag/explained_variance": 1.0 - err_var / ret_var.clamp(min=1e-8),
+            "diag/advantage_mean": adv_mean,
+            "diag/advantage_std": masked_mean((advantages - adv_mean) ** 2, mask, count).sqrt(),
+            "diag/value_mean": masked_mean(values, mask, count),
+            "diag/value_target_mean": ret_mean,
+        }
+    return loss, stats

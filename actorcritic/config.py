@@ -1,0 +1,364 @@
+"""Configuration: four dataclass sections loaded from YAML presets and `--set` overrides.
+
+Every field carries its own validation rule and one-line help in its metadata, so the
+loader, the error messages and the reference table in the README all come from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from actorcritic.errors import ConfigError
+
+
+def _f(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
+       max: float | None = None, min_exclusive: bool = False) -> Any:
+    """A config field with its help text and validation rule."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max,
+            "min_exclusive": min_exclusive}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class EnvConfig:
+    id: str = _f("CartPole-v1", "Gymnasium/EnvPool environment id")
+    num_envs: int = _f(8, "parallel environments per learner (or per A3C worker)", min=1)
+    backend: str = _f("sync", "vector backend", choices=("sync", "async", "envpool", "ale_vector"))
+    eval_backend: str = _f("auto", "backend for evaluation and video (auto: sync when Gymnasium "
+                           "knows the id, else the training backend)",
+                           choices=("auto", "sync", "async", "envpool"))
+    max_episode_steps: int = _f(0, "time limit per episode (0: the env's own)", min=0)
+    hide_obs: list = _f([], "indices of vector observation entries hidden from the agent "
+                        "(a partially observable task)")
+    step_timeout: float = _f(60.0, "seconds an async env worker may take for one step", min=0,
+                             min_exclusive=True)
+    check: bool = _f(True, "check the env's spaces, dtypes and API at start-up")
+    kwargs: dict = _f({}, "extra keyword arguments for the env constructor")
+    # Atari (DeepMind preprocessing); ignored by other envs.
+    frame_skip: int = _f(4, "Atari: frames per action (max-pool over the last 2)", min=1)
+    frame_stack: int = _f(4, "Atari: stacked frames", min=1)
+    resize: list = _f([84, 84], "Atari: [height, width] of the resized frame")
+    crop: list = _f([], "Atari: [top, bottom, left, right] pixels cut before resizing")
+    grayscale: bool = _f(True, "Atari: grayscale frames")
+    noop_max: int = _f(30, "Atari: random no-ops at reset", min=0)
+    fire_reset: bool = _f(True, "Atari: press FIRE at reset where the game needs it")
+    episodic_life: bool = _f(True, "Atari: a lost life ends the training episode")
+    clip_rewards: bool = _f(True, "Atari: clip training rewards to {-1, 0, 1}")
+    sticky_actions: float = _f(0.0, "Atari: repeat-action probability", min=0, max=1)
+    # Google Research Football; ignored by other envs.
+    representation: str = _f("simple115v2", "football: observation representation (gfootball "
+                             "backend)", choices=("simple115v2", "simple115", "extracted", "pixels",
+                                                  "pixels_gray"))
+    time_penalty: float = _f(0.0, "football: reward subtracted every step", min=0)
+    checkpoint_reward: bool = _f(False, "football: add the official checkpoint reward")
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = _f("auto", "observation encoder (auto: mlp for vectors, nature_cnn for images)",
+                      choices=("auto", "mlp", "nature_cnn", "small_cnn"))
+    hidden_sizes: list = _f([64, 64], "MLP hidden layer sizes")
+    activation: str = _f("tanh", "MLP activation", choices=("tanh", "relu"))
+    shared_trunk: bool = _f(True, "actor and critic share one encoder/core (false: two networks)")
+    core: str = _f("none", "recurrent core after the encoder", choices=("none", "lstm", "gru"))
+    core_size: int = _f(128, "hidden units of the recurrent core", min=1)
+    cnn_channels: int = _f(32, "small_cnn: channels per conv layer", min=1)
+    cnn_dense: int = _f(128, "small_cnn: units of the dense layer after the convolutions", min=1)
+
+
+@dataclass
+class AlgoConfig:
+    name: str = _f("a2c", "algorithm", choices=("a2c", "a3c", "impala"))
+    lr: float = _f(7e-4, "learning rate", min=0, min_exclusive=True)
+    lr_schedule: str = _f("constant", "learning-rate schedule: linear decays to 0 at total_steps; "
+                          "log10 is lr / log10(0.01 * episode + 10)",
+                          choices=("constant", "linear", "log10"))
+    optimizer: str = _f("rmsprop", "optimizer", choices=("rmsprop", "adam"))
+    rms_alpha: float = _f(0.99, "RMSprop smoothing constant", min=0, max=1)
+    optim_eps: float = _f(1e-5, "optimizer epsilon", min=0, min_exclusive=True)
+    gamma: float = _f(0.99, "discount factor", min=0, max=1)
+    gae_lambda: float = _f(1.0, "GAE lambda (1: plain n-step returns)", min=0, max=1)
+    num_steps: int = _f(5, "rollout length per env before each update (A3C: t_max)", min=1)
+    ent_coef: float = _f(0.01, "entropy bonus coefficient", min=0)
+    vf_coef: float = _f(0.5, "value loss coefficient", min=0)
+    max_grad_norm: float = _f(0.5, "gradient-norm clip (0: off)", min=0)
+    normalize_advantage: bool = _f(False, "normalize advantages per batch")
+    num_workers: int = _f(2, "A3C/IMPALA worker processes", min=1)
+    shared_lock: bool = _f(False, "A3C: lock the shared optimizer step")
+    vtrace_rho: float = _f(1.0, "IMPALA: clip of importance weights for the value targets", min=0,
+                           min_exclusive=True)
+    vtrace_c: float = _f(1.0, "IMPALA: clip of the trace coefficients", min=0, min_exclusive=True)
+
+
+@dataclass
+class RunConfig:
+    total_steps: int = _f(200_000, "env steps to train for", min=1)
+    seed: int = _f(1, "random seed", min=0)
+    device: str = _f("auto", "torch device (auto: cuda when present, else cpu)",
+                     choices=("auto", "cpu", "cuda"))
+    torch_threads: int = _f(0, "torch intra-op threads (0: auto)", min=0)
+    backend: str = _f("local", "where workers run", choices=("local", "ray"))
+    stop_mean_return: float | None = _f(None, "stop once the mean of the last 100 episodes "
+                                        "reaches this")
+    max_episodes: int = _f(0, "stop after this many episodes (0: no limit)", min=0)
+    max_wall_seconds: float = _f(0.0, "stop after this many seconds (0: no limit)", min=0)
+    log_every: int = _f(10, "updates between log lines / TensorBoard points", min=1)
+    checkpoint_every: int = _f(0, "updates between periodic checkpoints (0: only best/final)",
+                               min=0)
+    keep_checkpoints: int = _f(3, "periodic checkpoints kept", min=1)
+    eval_every: int = _f(0, "env steps between evaluations during training (0: off)", min=0)
+    eval_episodes: int = _f(20, "episodes of the final evaluation (0: skip)", min=0)
+    eval_during_episodes: int = _f(5, "episodes of each evaluation during training", min=1)
+    eval_greedy: bool = _f(True, "evaluate with the most likely action")
+    nan_guard: bool = _f(True, "stop with a clear error on NaN/inf in obs, rewards, loss, grads")
+    worker_timeout: float = _f(60.0, "A3C/Ray: seconds without a heartbeat before a worker is "
+                               "restarted", min=0, min_exclusive=True)
+    max_worker_restarts: int = _f(3, "A3C/Ray: restarts allowed before the run fails", min=0)
+    ray_address: str = _f("", "Ray cluster address ('' starts a local cluster on 127.0.0.1)")
+
+
+SECTIONS: dict[str, type] = {"env": EnvConfig, "model": ModelConfig, "algo": AlgoConfig,
+                             "run": RunConfig}
+ALIASES = {"algo.t_max": "algo.num_steps"}
+
+
+@dataclass
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    preset: str = ""
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ---------------------------------------------------------------- presets
+
+def _preset_dir():
+    return resources.files("actorcritic") / "presets"
+
+
+def list_presets() -> dict[str, str]:
+    """Preset name -> one-line description."""
+    out = {}
+    for entry in sorted(_preset_dir().iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            data = yaml.safe_load(entry.read_text()) or {}
+            lines = str(data.get("description", "")).strip().splitlines()
+            out[entry.name[:-5]] = lines[0] if lines else ""
+    return out
+
+
+def _read_preset(name_or_path: str) -> tuple[str, dict]:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        text, name = path.read_text(), path.stem
+    else:
+        entry = _preset_dir() / f"{name_or_path}.yaml"
+        if not entry.is_file():
+            names = list(list_presets())
+            close = difflib.get_close_matches(name_or_path, names, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"unknown preset '{name_or_path}'.{hint} "
+                              f"Run 'actorcritic presets' to list them: {', '.join(names)}")
+        text, name = entry.read_text(), name_or_path
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"preset '{name_or_path}' is not valid YAML: "
+                          f"{str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"preset '{name_or_path}' must be a mapping of sections")
+    return name, data
+
+
+# ---------------------------------------------------------------- validation
+
+def _type_of(cls: type, name: str) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
+    """Check `value` against the field's type and rule; return the value to store."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        tp = args[0]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise ConfigError(f"{key} must be an integer, got {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+    elif tp is list or origin is list:
+        if not isinstance(value, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{key} must be a list of numbers, got {value!r}")
+    elif tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and (value < lo or (meta.get("min_exclusive") and value == lo)):
+        op = ">" if meta.get("min_exclusive") else ">="
+        raise ConfigError(f"{key} must be {op} {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{key} must be <= {hi}, got {value!r}")
+    return value
+
+
+def valid_keys() -> list[str]:
+    return [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+
+
+def _unknown_key(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, valid_keys(), n=3, cutoff=0.6)
+    if close:
+        return ConfigError(f"unknown config key '{key}'; did you mean {', '.join(close)}?")
+    section = key.split(".")[0]
+    if section in SECTIONS:
+        names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+        return ConfigError(f"unknown config key '{key}'; valid keys in '{section}': "
+                           f"{', '.join(names)}")
+    return ConfigError(f"unknown config section in '{key}'; valid sections: "
+                       f"{', '.join(SECTIONS)}")
+
+
+def _set(cfg: Config, key: str, value: Any) -> None:
+    key = ALIASES.get(key, key)
+    parts = key.split(".")
+    if len(parts) != 2 or parts[0] not in SECTIONS:
+        raise _unknown_key(key)
+    section, name = parts
+    cls = SECTIONS[section]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        raise _unknown_key(key)
+    stored = _coerce(key, value, _type_of(cls, name), dict(fields[name].metadata))
+    setattr(getattr(cfg, section), name, stored)
+
+
+def config_from_dict(data: dict, name: str = "") -> Config:
+    """Build a validated Config from a nested mapping (a preset or a saved config.yaml)."""
+    cfg = Config(preset=str(data.get("preset", name) or name),
+                 description=str(data.get("description", "") or ""))
+    for section, body in data.items():
+        if section in ("preset", "description"):
+            continue
+        if section not in SECTIONS:
+            raise _unknown_key(str(section))
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            raise ConfigError(f"section '{section}' must be a mapping of keys")
+        for key, value in body.items():
+            _set(cfg, f"{section}.{key}", value)
+    check_consistency(cfg)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`algo.lr=3e-4` -> ("algo.lr", 0.0003); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like section.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and _looks_like_float(raw):
+        value = float(raw)
+    return key.strip(), value
+
+
+def _looks_like_float(raw: str) -> bool:
+    try:
+        float(raw)
+        return True
+    except ValueError:
+        return False
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
+    for text in overrides or []:
+        key, value = parse_override(text)
+        _set(cfg, key, value)
+    check_consistency(cfg)
+    return cfg
+
+
+def check_consistency(cfg: Config) -> None:
+    """Rules that involve more than one key."""
+    if len(cfg.env.resize) != 2 or any(v < 1 for v in cfg.env.resize):
+        raise ConfigError(f"env.resize must be [height, width] of positive sizes, got "
+                          f"{cfg.env.resize}")
+    if cfg.env.crop and len(cfg.env.crop) != 4:
+        raise ConfigError(f"env.crop must be [top, bottom, left, right], got {cfg.env.crop}")
+    if any(int(h) < 1 for h in cfg.model.hidden_sizes):
+        raise ConfigError(f"model.hidden_sizes must be positive, got {cfg.model.hidden_sizes}")
+
+
+def load_config(preset: str | Path | dict = "cartpole-a2c", overrides: list[str] | None = None,
+                **sections: dict) -> Config:
+    """Load a preset by name (or a YAML path, or a mapping) and apply overrides.
+
+    `overrides` are `section.key=value` strings; `sections` are mappings merged in, e.g.
+    `load_config("cartpole-a2c", run={"total_steps": 10_000})`.
+    """
+    if isinstance(preset, dict):
+        name, data = str(preset.get("preset", "")), preset
+    else:
+        name, data = _read_preset(str(preset))
+    cfg = config_from_dict(data, name)
+    for section, body in sections.items():
+        for key, value in (body or {}).items():
+            _set(cfg, f"{section}.{key}", value)
+    return apply_overrides(cfg, overrides)
+
+
+def reference_table() -> str:
+    """Markdown table of every key, its default and its help (for the README)."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
+                else f.default
+            help_text = f.metadata["help"]
+            if f.metadata.get("choices"):
+                help_text += f" ({' / '.join(f.metadata['choices'])})"
+            rows.append(f"| `{section}.{f.name}` | `{default}` | {help_text} |")
+    return "\n".join(rows)

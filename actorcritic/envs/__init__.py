@@ -1,0 +1,123 @@
+"""Environment construction: `make_vector_env` picks the family and backend from the config."""
+
+from __future__ import annotations
+
+import difflib
+from functools import partial
+
+import gymnasium as gym
+
+from actorcritic.config import EnvConfig
+from actorcritic.envs.vector import Episode, EnvPoolVecEnv, GymVecEnv, VecEnv
+from actorcritic.envs.wrappers import HideObservation
+from actorcritic.errors import EnvError
+
+__all__ = ["Episode", "VecEnv", "make_vector_env", "is_atari", "is_football"]
+
+
+def is_atari(env_id: str) -> bool:
+    return env_id.startswith("ALE/") or env_id.endswith(("NoFrameskip-v4", "-v5")) and \
+        not env_id.startswith("gfootball")
+
+
+def is_football(env_id: str) -> bool:
+    return env_id.startswith(("gfootball/", "football/"))
+
+
+def _gym_known(env_id: str) -> bool:
+    return env_id in gym.registry
+
+
+def _envpool_known(env_id: str) -> bool:
+    import envpool
+
+    return env_id in envpool.list_all_envs()
+
+
+def unknown_env(env_id: str) -> EnvError:
+    names = list(gym.registry)
+    try:
+        import envpool
+
+        names += envpool.list_all_envs()
+    except ImportError:
+        pass
+    close = difflib.get_close_matches(env_id, names, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return EnvError(f"unknown env id '{env_id}'{hint} (set env.id to a registered Gymnasium "
+                    f"or EnvPool id)")
+
+
+def make_single_env(cfg: EnvConfig, render: bool = False) -> gym.Env:
+    """One raw env with episode statistics on the raw rewards, plus the generic wrappers."""
+    kwargs = dict(cfg.kwargs)
+    if cfg.max_episode_steps:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+    if render:
+        kwargs["render_mode"] = "rgb_array"
+    try:
+        env = gym.make(cfg.id, **kwargs)
+    except gym.error.Error as exc:
+        if not _gym_known(cfg.id):
+            raise unknown_env(cfg.id) from None
+        raise EnvError(f"env '{cfg.id}' could not be made: {exc}") from None
+    except TypeError as exc:
+        raise EnvError(f"env '{cfg.id}' rejected env.kwargs {cfg.kwargs}: {exc}") from None
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    if cfg.hide_obs:
+        try:
+            env = HideObservation(env, cfg.hide_obs)
+        except ValueError as exc:
+            raise EnvError(f"env '{cfg.id}': {exc}") from None
+    return env
+
+
+def resolve_backend(cfg: EnvConfig, mode: str) -> str:
+    if mode == "train" or cfg.eval_backend != "auto":
+        return cfg.backend if mode == "train" else cfg.eval_backend
+    if is_atari(cfg.id) or is_football(cfg.id):
+        return cfg.backend
+    return "sync" if _gym_known(cfg.id) else cfg.backend
+
+
+def make_vector_env(cfg: EnvConfig, num_envs: int | None = None, seed: int = 0,
+                    mode: str = "train", render: bool = False) -> VecEnv:
+    """Build `num_envs` (default `cfg.num_envs`) envs of `cfg.id` for training or evaluation.
+
+    mode="eval" gives the raw task: for Atari no episodic life and no reward clipping.
+    The returned env is reset with `seed` (env i gets seed + i).
+    """
+    n = num_envs or cfg.num_envs
+    backend = resolve_backend(cfg, mode)
+    if render and backend != "sync":
+        backend = "sync"
+    if is_atari(cfg.id):
+        from actorcritic.envs.atari import make_atari_vector_env
+
+        return make_atari_vector_env(cfg, n, seed, mode, backend, render)
+    if is_football(cfg.id):
+        from actorcritic.envs.football import make_football_vector_env
+
+        return make_football_vector_env(cfg, n, seed, mode, backend, render)
+    if backend == "envpool":
+        if not _envpool_known(cfg.id):
+            if _gym_known(cfg.id):
+                raise EnvError(f"env '{cfg.id}' is not in EnvPool; use env.backend=sync or "
+                               f"async")
+            raise unknown_env(cfg.id)
+        if cfg.hide_obs:
+            raise EnvError("env.hide_obs needs env.backend=sync or async")
+        kwargs = dict(cfg.kwargs)
+        if cfg.max_episode_steps:
+            kwargs["max_episode_steps"] = cfg.max_episode_steps
+        venv = EnvPoolVecEnv(cfg.id, n, seed, **kwargs)
+    elif backend in ("sync", "async"):
+        if not _gym_known(cfg.id):
+            raise unknown_env(cfg.id)
+        make_single_env(cfg)  # fail early, in this process, with a clear error
+        fns = [partial(make_single_env, cfg, render) for _ in range(n)]
+        venv = GymVecEnv(fns, asynchronous=backend == "async", step_timeout=cfg.step_timeout,
+                         env_id=cfg.id)
+    else:
+        raise EnvError(f"env.backend={backend} is only for Atari envs")
+    return venv

@@ -1,0 +1,87 @@
+"""Exact snapshots of pure-Python environments, for exact resume without pickle.
+
+A Gymnasium classic-control env (and every wrapper around it) keeps its whole state in
+plain attributes: NumPy arrays, numbers, deques of numbers and a NumPy Generator. We walk
+the wrapper chain of each sub-env of a SyncVectorEnv and of the vector env itself and
+record exactly those attributes: arrays go to safetensors, the rest to JSON. Envs whose
+state lives in C objects (Box2D, ALE, EnvPool, subprocesses) cannot be captured this way;
+`can_snapshot` says which, and a resumed run resets those envs instead.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import numpy as np
+
+SNAPSHOT_MODULES = ("gymnasium.envs.classic_control",)
+
+
+def can_snapshot(vec_env: Any) -> bool:
+    inner = getattr(vec_env, "env", None)
+    envs = getattr(inner, "envs", None)
+    if envs is None:
+        return False
+    return all(type(e.unwrapped).__module__.startswith(SNAPSHOT_MODULES) for e in envs)
+
+
+def _layers(env: Any) -> list[Any]:
+    out = [env]
+    while hasattr(out[-1], "env"):
+        out.append(out[-1].env)
+    return out
+
+
+def _objects(vec_env: Any) -> dict[str, Any]:
+    inner = vec_env.env
+    objs = {"vec": inner}
+    for i, env in enumerate(inner.envs):
+        for k, layer in enumerate(_layers(env)):
+            objs[f"env{i}.{k}"] = layer
+    return objs
+
+
+def capture(vec_env: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Return (arrays, json_values) describing the full state of a snapshot-able vector env."""
+    arrays: dict[str, np.ndarray] = {}
+    values: dict[str, Any] = {}
+    for prefix, obj in _objects(vec_env).items():
+        for name, value in vars(obj).items():
+            key = f"{prefix}.{name}"
+            if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+                arrays[key] = np.ascontiguousarray(value)
+            elif isinstance(value, np.random.Generator):
+                values[key] = {"generator": value.bit_generator.state}
+            elif isinstance(value, (bool, int, float, str)) or value is None:
+                values[key] = {"value": value}
+            elif isinstance(value, np.generic):
+                values[key] = {"value": value.item()}
+            elif isinstance(value, collections.deque) and all(
+                    isinstance(v, (int, float, np.generic)) for v in value):
+                values[key] = {"deque": [float(v) for v in value], "maxlen": value.maxlen}
+    return arrays, values
+
+
+def restore(vec_env: Any, arrays: dict[str, np.ndarray], values: dict[str, Any]) -> None:
+    objs = _objects(vec_env)
+    for key, array in arrays.items():
+        prefix, name = key.rsplit(".", 1)
+        current = getattr(objs[prefix], name, None)
+        if isinstance(current, np.ndarray) and current.shape == array.shape:
+            current[...] = array  # keep views that other objects share
+        else:
+            setattr(objs[prefix], name, array.copy())
+    for key, entry in values.items():
+        prefix, name = key.rsplit(".", 1)
+        obj = objs[prefix]
+        if "generator" in entry:
+            current = getattr(obj, name, None)
+            if not isinstance(current, np.random.Generator):
+                current = np.random.Generator(np.random.PCG64())
+                setattr(obj, name, current)
+            current.bit_generator.state = entry["generator"]
+        elif "deque" in entry:
+            setattr(obj, name, collections.deque(entry["deque"], maxlen=entry["maxlen"]))
+        else:
+            setattr(obj, name, entry["value"])

@@ -1,0 +1,170 @@
+"""Vector environments behind one small interface.
+
+Every backend follows Gymnasium's *next-step* autoreset: the step that ends an episode
+returns that episode's final observation (with terminated or truncated set); the next call
+to `step` resets that env, ignores its action and returns the first observation of the new
+episode with reward 0. The rollout marks such reset steps invalid so no transition across
+an episode boundary is ever learned from, and a truncated episode bootstraps from the value
+of its final observation, which is simply the next observation in the buffer.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+from actorcritic.errors import EnvError
+
+
+@dataclass
+class Episode:
+    """One finished episode, measured on the raw environment (raw score, all lives)."""
+
+    env_index: int
+    ret: float
+    length: int
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+class VecEnv(Protocol):
+    num_envs: int
+    single_observation_space: gym.Space
+    single_action_space: gym.Space
+
+    def reset(self, seed: int | None = None) -> np.ndarray: ...
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                 np.ndarray, list[Episode]]: ...
+
+    def close(self) -> None: ...
+
+
+# Extra per-episode values an env may put in `info["episode_extras"]` (football: score, win).
+EXTRAS_KEY = "episode_extras"
+
+
+class GymVecEnv:
+    """Gymnasium SyncVectorEnv / AsyncVectorEnv with next-step autoreset.
+
+    Episode statistics come from a `RecordEpisodeStatistics` wrapper that each env factory
+    places directly on the raw env, so they report the raw score whatever the training
+    wrappers above it do to rewards and episode ends.
+    """
+
+    def __init__(self, env_fns: list, asynchronous: bool = False, step_timeout: float = 60.0,
+                 env_id: str = ""):
+        mode = gym.vector.AutoresetMode.NEXT_STEP
+        self.env_id = env_id
+        self.asynchronous = asynchronous
+        self.step_timeout = step_timeout
+        if asynchronous:
+            # Workers ignore Ctrl-C: the main process decides when and how to stop them.
+            import signal
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                self.env = gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=mode,
+                                                     context="fork")
+            finally:
+                signal.signal(signal.SIGINT, previous)
+        else:
+            self.env = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=mode)
+        self.num_envs = self.env.num_envs
+        self.single_observation_space = self.env.single_observation_space
+        self.single_action_space = self.env.single_action_space
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        obs, _ = self.env.reset(seed=seed)
+        return obs
+
+    def step(self, actions: np.ndarray):
+        if self.asynchronous:
+            self.env.step_async(actions)
+            try:
+                obs, reward, terminated, truncated, info = self.env.step_wait(
+                    timeout=self.step_timeout)
+            except mp.TimeoutError:
+                raise EnvError(f"env '{self.env_id}': a worker did not answer a step within "
+                               f"{self.step_timeout:g} s (env.step_timeout)") from None
+        else:
+            obs, reward, terminated, truncated, info = self.env.step(actions)
+        episodes = _episodes_from_info(info) if "episode" in info else []
+        return obs, reward.astype(np.float32, copy=False), terminated, truncated, episodes
+
+    def close(self) -> None:
+        if self.asynchronous:
+            self.env.close(terminate=True)
+        else:
+            self.env.close()
+
+    def render_first(self) -> np.ndarray | None:
+        """RGB frame of env 0 (sync backend with render_mode='rgb_array')."""
+        return self.env.envs[0].render()
+
+
+def _episodes_from_info(info: dict[str, Any]) -> list[Episode]:
+    done = np.flatnonzero(info["_episode"])
+    ep = info["episode"]
+    extras = info.get(EXTRAS_KEY)
+    out = []
+    for i in done:
+        extra = {}
+        if extras is not None:
+            extra = {k: float(v[i]) for k, v in extras.items() if not k.startswith("_")}
+        out.append(Episode(int(i), float(ep["r"][i]), int(ep["l"][i]), extra))
+    return out
+
+
+class EnvPoolVecEnv:
+    """EnvPool's C++ thread pool (sync mode, deterministic per seed).
+
+    EnvPool also resets on the step after an episode end, like Gymnasium's next-step mode.
+    Episode statistics are accumulated here from the rewards EnvPool returns; env families
+    whose training rewards are not the raw score (Atari) pass `raw_reward_key` and
+    `game_over_key` to read the raw ones from `info`.
+    """
+
+    def __init__(self, task_id: str, num_envs: int, seed: int, raw_reward_key: str | None = None,
+                 game_over_key: str | None = None, **kwargs: Any):
+        import envpool
+
+        self.env = envpool.make_gymnasium(task_id, num_envs=num_envs, seed=seed, **kwargs)
+        self.num_envs = num_envs
+        self.single_observation_space = self.env.observation_space
+        self.single_action_space = self.env.action_space
+        self.raw_reward_key = raw_reward_key
+        self.game_over_key = game_over_key
+        self._returns = np.zeros(num_envs, np.float64)
+        self._lengths = np.zeros(num_envs, np.int64)
+        self._reset_next = np.zeros(num_envs, bool)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        obs, _ = self.env.reset()
+        self._returns[:] = 0
+        self._lengths[:] = 0
+        self._reset_next[:] = False
+        return obs
+
+    def step(self, actions: np.ndarray):
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        raw = info[self.raw_reward_key] if self.raw_reward_key else reward
+        live = ~self._reset_next
+        self._returns[live] += raw[live]
+        self._lengths[live] += 1
+        done = terminated | truncated
+        game_over = done & info[self.game_over_key] if self.game_over_key else done
+        if self.game_over_key:
+            game_over = game_over | (done & truncated)
+        episodes = []
+        for i in np.flatnonzero(game_over & live):
+            episodes.append(Episode(int(i), float(self._returns[i]), int(self._lengths[i])))
+            self._returns[i] = 0
+            self._lengths[i] = 0
+        self._reset_next = done & live
+        return obs, reward.astype(np.float32, copy=False), terminated, truncated, episodes
+
+    def close(self) -> None:
+        self.env.close()

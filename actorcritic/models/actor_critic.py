@@ -1,0 +1,85 @@
+"""ActorCritic: encoder -> optional recurrent core -> policy and value heads.
+
+With `shared_trunk` the actor and critic share one encoder and core; without it they are
+two separate networks (as in the Breakout A3C notebook). Every call is time-major:
+obs [T, N, ...], first [T, N] -> policy params [T, N, P], values [T, N], new state.
+Acting is the same call with T=1, so training recomputes exactly what acting saw.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from actorcritic.config import ModelConfig
+from actorcritic.models.cores import State, make_core
+from actorcritic.models.encoders import MLP, NatureCNN, SmallCNN, orthogonal_
+from actorcritic.models.heads import make_head
+
+
+def make_encoder(obs_space: gym.Space, cfg: ModelConfig) -> nn.Module:
+    shape = tuple(obs_space.shape)
+    kind = cfg.encoder
+    if kind == "auto":
+        kind = "nature_cnn" if len(shape) == 3 else "mlp"
+    if kind == "mlp":
+        return MLP(int(np.prod(shape)), cfg.hidden_sizes, cfg.activation)
+    if len(shape) != 3:
+        raise ValueError(f"model.encoder={kind} needs image observations [C, H, W], got {shape}")
+    if kind == "nature_cnn":
+        return NatureCNN(shape)
+    return SmallCNN(shape, cfg.cnn_channels, cfg.cnn_dense)
+
+
+class Trunk(nn.Module):
+    """Encoder plus core: [T, N, ...obs] -> features [T, N, F]."""
+
+    def __init__(self, obs_space: gym.Space, cfg: ModelConfig):
+        super().__init__()
+        self.encoder = make_encoder(obs_space, cfg)
+        self.core = make_core(cfg.core, self.encoder.out_size, cfg.core_size)
+        self.out_size = self.core.out_size
+
+    def forward(self, obs: torch.Tensor, first: torch.Tensor, state: State):
+        t, n = obs.shape[:2]
+        x = self.encoder(obs.reshape(t * n, *obs.shape[2:])).reshape(t, n, -1)
+        return self.core(x, first, state)
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, obs_space: gym.Space, action_space: gym.Space, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.actor_trunk = Trunk(obs_space, cfg)
+        self.critic_trunk = None if cfg.shared_trunk else Trunk(obs_space, cfg)
+        self.policy = make_head(self.actor_trunk.out_size, action_space)
+        value_in = (self.critic_trunk or self.actor_trunk).out_size
+        self.value = orthogonal_(nn.Linear(value_in, 1), gain=1.0)
+        self.is_recurrent = cfg.core != "none"
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> State:
+        state = self.actor_trunk.core.initial_state(batch, device)
+        if self.critic_trunk is not None:
+            state = state + self.critic_trunk.core.initial_state(batch, device)
+        return state
+
+    def forward(self, obs: torch.Tensor, first: torch.Tensor, state: State):
+        n_actor = len(state) if self.critic_trunk is None else len(state) // 2
+        features, actor_state = self.actor_trunk(obs, first, state[:n_actor])
+        if self.critic_trunk is None:
+            value_features, new_state = features, actor_state
+        else:
+            value_features, critic_state = self.critic_trunk(obs, first, state[n_actor:])
+            new_state = actor_state + critic_state
+        return self.policy(features), self.value(value_features).squeeze(-1), new_state
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, first: torch.Tensor, state: State, greedy: bool = False):
+        """One step for a batch [N, ...]: returns actions [N], log-probs [N], values [N], state."""
+        params, value, state = self(obs.unsqueeze(0), first.unsqueeze(0), state)
+        params = params[0]
+        action = self.policy.mode(params) if greedy else self.policy.sample(params)
+        logp, _ = self.policy.log_prob_entropy(params, action)
+        return action, logp, value[0], state

@@ -1,0 +1,78 @@
+"""Observation encoders: [B, ...obs] -> [B, features]. Images stay uint8 until here."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def orthogonal_(layer: nn.Module, gain: float = math.sqrt(2)) -> nn.Module:
+    """Orthogonal weights, zero bias (the init of the A2C/PPO papers)."""
+    nn.init.orthogonal_(layer.weight, gain)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class MLP(nn.Module):
+    """Fully connected encoder for vector observations."""
+
+    def __init__(self, in_size: int, hidden_sizes: list[int], activation: str = "tanh"):
+        super().__init__()
+        act = nn.Tanh if activation == "tanh" else nn.ReLU
+        layers: list[nn.Module] = []
+        size = in_size
+        for h in hidden_sizes:
+            layers += [orthogonal_(nn.Linear(size, int(h))), act()]
+            size = int(h)
+        self.net = nn.Sequential(*layers)
+        self.out_size = size
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs.flatten(1).float())
+
+
+class NatureCNN(nn.Module):
+    """The DQN Nature network: 3 convolutions and a 512-unit layer, input [B, C, 84, 84]."""
+
+    def __init__(self, obs_shape: tuple[int, ...]):
+        super().__init__()
+        c = obs_shape[0]
+        self.conv = nn.Sequential(
+            orthogonal_(nn.Conv2d(c, 32, 8, stride=4)), nn.ReLU(),
+            orthogonal_(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
+            orthogonal_(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(),
+            nn.Flatten())
+        with torch.no_grad():
+            n = self.conv(torch.zeros(1, *obs_shape)).shape[1]
+        self.fc = nn.Sequential(orthogonal_(nn.Linear(n, 512)), nn.ReLU())
+        self.out_size = 512
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(obs.float() / 255.0))
+
+
+class SmallCNN(nn.Module):
+    """Three stride-2 3x3 convolutions and one dense layer (the KungFuMaster notebook's
+    network for 42x42 frames; also used for the football minimap)."""
+
+    def __init__(self, obs_shape: tuple[int, ...], channels: int = 32, dense: int = 128):
+        super().__init__()
+        c = obs_shape[0]
+        self.conv = nn.Sequential(
+            orthogonal_(nn.Conv2d(c, channels, 3, stride=2)), nn.ReLU(),
+            orthogonal_(nn.Conv2d(channels, channels, 3, stride=2)), nn.ReLU(),
+            orthogonal_(nn.Conv2d(channels, channels, 3, stride=2)), nn.ReLU(),
+            nn.Flatten())
+        with torch.no_grad():
+            n = self.conv(torch.zeros(1, *obs_shape)).shape[1]
+        self.fc = nn.Sequential(orthogonal_(nn.Linear(n, dense)), nn.ReLU())
+        self.out_size = dense
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.float()
+        if obs.dtype == torch.uint8:
+            x = x / 255.0
+        return self.fc(self.conv(x))

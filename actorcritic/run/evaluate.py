@@ -1,0 +1,117 @@
+"""Evaluation on the raw task (unclipped rewards, all lives), and MP4 videos of episodes."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actorcritic.algos.rollout import ActionAdapter
+from actorcritic.config import EnvConfig
+from actorcritic.envs import make_vector_env
+from actorcritic.envs.vector import Episode
+from actorcritic.models.actor_critic import ActorCritic
+
+
+def play_episodes(model: ActorCritic, env_cfg: EnvConfig, episodes: int, greedy: bool,
+                  seed: int, device: torch.device | str = "cpu",
+                  num_envs: int | None = None) -> list[Episode]:
+    """Play exactly `episodes` full episodes, split evenly over a few envs.
+
+    Each env plays a fixed quota, so short episodes are not over-represented.
+    """
+    n = min(episodes, num_envs or 8)
+    quota = np.full(n, episodes // n)
+    quota[: episodes % n] += 1
+    envs = make_vector_env(env_cfg, num_envs=n, seed=seed, mode="eval")
+    to_env = ActionAdapter(envs.single_action_space)
+    done: list[Episode] = []
+    try:
+        obs = torch.as_tensor(envs.reset(seed=seed), device=device)
+        first = torch.ones(n, dtype=torch.bool, device=device)
+        reset_next = torch.zeros(n, dtype=torch.bool, device=device)
+        state = model.initial_state(n, device)
+        counts = np.zeros(n, dtype=int)
+        while (counts < quota).any():
+            action, _, _, state = model.act(obs, first, state, greedy=greedy)
+            obs_np, _, term, trunc, finished = envs.step(to_env(action))
+            for ep in finished:
+                if counts[ep.env_index] < quota[ep.env_index]:
+                    done.append(ep)
+                    counts[ep.env_index] += 1
+            first = reset_next.clone()
+            reset_next = ~reset_next & torch.from_numpy(term | trunc).to(device)
+            obs = torch.as_tensor(obs_np, device=device)
+    finally:
+        envs.close()
+    return done
+
+
+def summarize(episodes: list[Episode]) -> dict:
+    returns = [e.ret for e in episodes]
+    out = {
+        "episodes": len(returns),
+        "mean_return": statistics.fmean(returns),
+        "std_return": statistics.pstdev(returns),
+        "median_return": statistics.median(returns),
+        "min_return": min(returns),
+        "max_return": max(returns),
+        "mean_length": statistics.fmean(e.length for e in episodes),
+    }
+    wins = [e.extras["win"] for e in episodes if "win" in e.extras]
+    if wins:
+        out["win_rate"] = statistics.fmean(wins)
+    if any("score_diff" in e.extras for e in episodes):
+        out["mean_goal_difference"] = statistics.fmean(
+            e.extras.get("score_diff", 0.0) for e in episodes)
+    return out
+
+
+def evaluate_policy(model: ActorCritic, env_cfg: EnvConfig, episodes: int, greedy: bool = True,
+                    seed: int = 10_000, device: torch.device | str = "cpu") -> dict:
+    was_training = model.training
+    model.eval()
+    try:
+        return summarize(play_episodes(model, env_cfg, episodes, greedy, seed, device))
+    finally:
+        model.train(was_training)
+
+
+def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes: int = 1,
+                 greedy: bool = True, seed: int = 20_000, fps: int = 30,
+                 device: torch.device | str = "cpu", max_frames: int = 20_000) -> list[Path]:
+    """Play `episodes` episodes on a rendering env and write one MP4 per episode."""
+    import imageio.v2 as imageio
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    envs = make_vector_env(env_cfg, num_envs=1, seed=seed, mode="eval", render=True)
+    to_env = ActionAdapter(envs.single_action_space)
+    paths = []
+    try:
+        obs = torch.as_tensor(envs.reset(seed=seed), device=device)
+        for k in range(episodes):
+            first = torch.ones(1, dtype=torch.bool, device=device)
+            state = model.initial_state(1, device)
+            path = out_dir / f"episode_{k:03d}.mp4"
+            writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=7,
+                                        macro_block_size=2)
+            writer.append_data(envs.render_first())
+            frames = 1
+            finished = []
+            while not finished and frames < max_frames:
+                action, _, _, state = model.act(obs, first, state, greedy=greedy)
+                obs_np, _, term, trunc, finished = envs.step(to_env(action))
+                first = torch.zeros(1, dtype=torch.bool, device=device)
+                writer.append_data(envs.render_first())
+                frames += 1
+                obs = torch.as_tensor(obs_np, device=device)
+            writer.close()
+            paths.append(path)
+            # the env resets on the next step (next-step autoreset)
+            obs = torch.as_tensor(envs.step(to_env(action))[0], device=device)
+    finally:
+        envs.close()
+    return paths

@@ -1,0 +1,126 @@
+"""Run logging: TensorBoard events in RUN_DIR/tb, the same scalars in RUN_DIR/metrics.csv,
+and one row per finished episode in RUN_DIR/episodes.csv (what `actorcritic plot` reads)."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections import deque
+from pathlib import Path
+
+from actorcritic.envs.vector import Episode
+
+SCALARS = [
+    "charts/episode_return", "charts/episode_length", "charts/mean_return_100",
+    "charts/median_return_100", "charts/sps", "charts/lr",
+    "losses/policy", "losses/value", "losses/entropy", "losses/total",
+    "diag/explained_variance", "diag/grad_norm", "diag/grad_max", "diag/grad_var",
+    "diag/advantage_mean", "diag/advantage_std", "diag/value_mean", "diag/value_target_mean",
+    "eval/mean_return", "charts/win_rate_100", "diag/policy_lag",
+]
+EPISODE_COLUMNS = ["env_steps", "wall_seconds", "return", "length", "worker"]
+
+
+class ReturnWindow:
+    """The last `size` episodes: returns, lengths and (where the env reports it) wins."""
+
+    def __init__(self, size: int = 100):
+        self.returns: deque[float] = deque(maxlen=size)
+        self.lengths: deque[int] = deque(maxlen=size)
+        self.wins: deque[float] = deque(maxlen=size)
+        self.count = 0
+
+    def add(self, ep: Episode) -> None:
+        self.returns.append(ep.ret)
+        self.lengths.append(ep.length)
+        if "win" in ep.extras:
+            self.wins.append(ep.extras["win"])
+        self.count += 1
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.returns) if self.returns else None
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.returns) if self.returns else None
+
+    @property
+    def win_rate(self) -> float | None:
+        return statistics.fmean(self.wins) if self.wins else None
+
+    def to_json(self) -> dict:
+        return {"returns": list(self.returns), "lengths": list(self.lengths),
+                "wins": list(self.wins), "count": self.count}
+
+    def load_json(self, data: dict) -> None:
+        self.returns.extend(data["returns"])
+        self.lengths.extend(data["lengths"])
+        self.wins.extend(data.get("wins", []))
+        self.count = data["count"]
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, resume_step: int | None = None):
+        from torch.utils.tensorboard import SummaryWriter
+
+        run_dir = Path(run_dir)
+        self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
+        self._metrics_path = run_dir / "metrics.csv"
+        self._episodes_path = run_dir / "episodes.csv"
+        if resume_step is not None:
+            _truncate_csv(self._metrics_path, resume_step)
+            _truncate_csv(self._episodes_path, resume_step)
+        self._metrics = _open_csv(self._metrics_path, ["env_steps", "wall_seconds"] + SCALARS)
+        self._episodes = _open_csv(self._episodes_path, EPISODE_COLUMNS)
+
+    def episode(self, env_steps: int, wall: float, ep: Episode, worker: int = 0) -> None:
+        self.tb.add_scalar("charts/episode_return", ep.ret, env_steps)
+        self.tb.add_scalar("charts/episode_length", ep.length, env_steps)
+        for key, value in ep.extras.items():
+            self.tb.add_scalar(f"charts/{key}", value, env_steps)
+        self._episodes[1].writerow([env_steps, f"{wall:.3f}", ep.ret, ep.length, worker])
+
+    def scalars(self, env_steps: int, wall: float, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            if value is not None:
+                self.tb.add_scalar(key, float(value), env_steps)
+        row = [env_steps, f"{wall:.3f}"] + [_fmt(values.get(k)) for k in SCALARS]
+        self._metrics[1].writerow(row)
+        self.flush()
+
+    def flush(self) -> None:
+        self.tb.flush()
+        self._metrics[0].flush()
+        self._episodes[0].flush()
+
+    def close(self) -> None:
+        self.tb.close()
+        self._metrics[0].close()
+        self._episodes[0].close()
+
+
+def _fmt(value) -> str:
+    return "" if value is None else f"{float(value):.6g}"
+
+
+def _open_csv(path: Path, columns: list[str]):
+    new = not path.exists() or path.stat().st_size == 0
+    fh = open(path, "a", newline="")
+    writer = csv.writer(fh)
+    if new:
+        writer.writerow(columns)
+    return fh, writer
+
+
+def _truncate_csv(path: Path, env_steps: int) -> None:
+    """Drop rows logged after the checkpoint a resumed run restarts from."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= env_steps]
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows(kept)

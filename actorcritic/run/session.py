@@ -1,0 +1,283 @@
+"""A training run's shared machinery, used by every algorithm's driver.
+
+The driver (A2C, A3C, IMPALA) only decides how experience turns into updates. The session
+owns the run directory, counters, episode statistics, logging, progress, stop conditions,
+signal handling, checkpoints, evaluation and the final summary.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from actorcritic.config import Config, config_from_dict
+from actorcritic.envs.vector import Episode
+from actorcritic.errors import ConfigError, RunDirError
+from actorcritic.run.checkpoint import Checkpoint, CheckpointDir, write_atomic
+from actorcritic.run.logger import ReturnWindow, RunLogger
+from actorcritic.run.progress import Progress
+
+# Keys a resumed run may not change: they change tensor shapes or the experience stream.
+FROZEN_ON_RESUME = ("env.", "model.", "algo.name", "algo.optimizer", "algo.num_steps",
+                    "algo.num_workers", "run.seed", "run.backend")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("run.device=cuda but no CUDA device is available; use run.device=cpu")
+    return torch.device(name)
+
+
+def default_run_dir(cfg: Config) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.preset or 'run'}-{stamp}"
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
+    """Create a fresh run dir; an existing non-empty one needs --overwrite."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"run dir {run_dir} exists and is not a directory")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise RunDirError(f"run dir {run_dir} already exists; pass --overwrite to replace "
+                              f"it or --resume {run_dir} to continue it")
+        import shutil
+
+        for child in run_dir.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"run dir {run_dir} cannot be written: {exc.strerror}") from None
+    return run_dir
+
+
+def load_run_config(run_dir: Path) -> Config:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise RunDirError(f"cannot resume {run_dir}: it has no config.yaml (not a run dir?)")
+    return config_from_dict(yaml.safe_load(path.read_text()) or {})
+
+
+def check_resume_compatible(saved: Config, new: Config, run_dir: Path) -> None:
+    old_flat, new_flat = _flatten(saved.to_dict()), _flatten(new.to_dict())
+    for key, value in new_flat.items():
+        if key.startswith(FROZEN_ON_RESUME) and old_flat.get(key) != value:
+            raise ConfigError(f"cannot resume {run_dir}: {key} was {old_flat.get(key)!r} in "
+                              f"that run and is {value!r} now; it cannot change on resume")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and prefix == "":
+            out.update(_flatten(value, f"{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+class RunSession:
+    def __init__(self, cfg: Config, run_dir: Path, *, resume: Checkpoint | None = None,
+                 quiet: bool = False):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(cfg.run.device)
+        self.checkpoints = CheckpointDir(self.run_dir, cfg.run.keep_checkpoints)
+        self.window = ReturnWindow(100)
+        self.env_steps = 0
+        self.updates = 0
+        self.prior_wall = 0.0
+        self.best_score: float | None = None
+        self.last_eval: dict | None = None
+        self.next_eval = cfg.run.eval_every
+        self.stop_reason: str | None = None
+        self.stop_requested: str | None = None
+        if resume is not None:
+            c = resume.meta["counters"]
+            self.env_steps, self.updates = c["env_steps"], c["updates"]
+            self.prior_wall = c["wall_seconds"]
+            self.best_score = resume.meta.get("best_score")
+            self.next_eval = resume.meta.get("next_eval", self.next_eval)
+            self.window.load_json(resume.meta["window"])
+        self._start = time.monotonic()
+        self._sps_mark = (self._start, self.env_steps)
+        self.sps = 0.0
+        self.logger = RunLogger(self.run_dir, resume_step=self.env_steps if resume else None)
+        self.progress = Progress(cfg.run.total_steps, quiet=quiet, start=self.env_steps)
+        self._old_handlers: dict[int, Any] = {}
+        write_atomic(self.run_dir / "config.yaml", cfg.to_yaml().encode())
+
+    # ------------------------------------------------------------ time and counters
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.prior_wall + time.monotonic() - self._start
+
+    def add_steps(self, steps: int, updates: int = 1) -> None:
+        self.env_steps += steps
+        self.updates += updates
+
+    def record_episodes(self, episodes: list[Episode], worker: int = 0) -> None:
+        wall = self.wall_seconds
+        for ep in episodes:
+            self.window.add(ep)
+            self.logger.episode(self.env_steps, wall, ep, worker)
+
+    def update_sps(self) -> float:
+        now = time.monotonic()
+        t0, s0 = self._sps_mark
+        if now - t0 > 0:
+            self.sps = (self.env_steps - s0) / (now - t0)
+        self._sps_mark = (now, self.env_steps)
+        return self.sps
+
+    def log(self, values: dict[str, Any]) -> None:
+        """Log scalars (tensors are fine) with the episode-window charts added."""
+        sps = self.update_sps()
+        row = {k: (float(v) if v is not None else None) for k, v in values.items()}
+        row.update({"charts/sps": sps, "charts/mean_return_100": self.window.mean,
+                    "charts/median_return_100": self.window.median,
+                    "charts/win_rate_100": self.window.win_rate})
+        if self.window.returns:
+            row["charts/episode_return"] = self.window.returns[-1]
+            row["charts/episode_length"] = self.window.lengths[-1]
+        self.logger.scalars(self.env_steps, self.wall_seconds, row)
+        extra = "" if self.window.win_rate is None else f" win100={self.window.win_rate:.2f}"
+        self.progress.update(self.env_steps, sps, self.window.mean, extra)
+
+    # ------------------------------------------------------------ stopping
+
+    def should_stop(self) -> bool:
+        r = self.cfg.run
+        if self.stop_requested:
+            self.stop_reason = self.stop_requested
+        elif self.env_steps >= r.total_steps:
+            self.stop_reason = "total_steps"
+        elif r.stop_mean_return is not None and len(self.window.returns) >= 10 and \
+                self.window.mean >= r.stop_mean_return:
+            self.stop_reason = "stop_mean_return"
+        elif r.max_episodes and self.window.count >= r.max_episodes:
+            self.stop_reason = "max_episodes"
+        elif r.max_wall_seconds and self.wall_seconds >= r.max_wall_seconds:
+            self.stop_reason = "max_wall_seconds"
+        return self.stop_reason is not None
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM ask the loop to stop after the current update (a second one
+        interrupts at once)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum, frame):
+            name = signal.Signals(signum).name
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = name
+            self.progress.message(f"{name} received: finishing the update, writing a final "
+                                  f"checkpoint (send again to abort at once)")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old_handlers[sig] = signal.signal(sig, handler)
+
+    def restore_signal_handlers(self) -> None:
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers.clear()
+
+    # ------------------------------------------------------------ checkpoints
+
+    def checkpoint_meta(self, extra: dict | None = None) -> dict:
+        meta = {
+            "config": self.cfg.to_dict(),
+            "counters": {"env_steps": self.env_steps, "updates": self.updates,
+                         "episodes": self.window.count, "wall_seconds": self.wall_seconds},
+            "window": self.window.to_json(),
+            "best_score": self.best_score,
+            "next_eval": self.next_eval,
+        }
+        meta.update(extra or {})
+        return meta
+
+    def save(self, name: str, tensors: dict[str, torch.Tensor], extra_meta: dict | None = None):
+        return self.checkpoints.save(name, tensors, self.checkpoint_meta(extra_meta))
+
+    def periodic_due(self) -> bool:
+        every = self.cfg.run.checkpoint_every
+        return bool(every) and self.updates % every == 0
+
+    def improved(self) -> bool:
+        """Whether the current score (last eval, else mean of last 100) beats the best."""
+        score = self.last_eval["mean_return"] if self.last_eval else None
+        if score is None and len(self.window.returns) >= 10:
+            score = self.window.mean
+        if score is None or (self.best_score is not None and score <= self.best_score):
+            return False
+        self.best_score = score
+        return True
+
+    def eval_due(self) -> bool:
+        if not self.cfg.run.eval_every or self.env_steps < self.next_eval:
+            return False
+        while self.next_eval <= self.env_steps:
+            self.next_eval += self.cfg.run.eval_every
+        return True
+
+    # ------------------------------------------------------------ the end
+
+    def summary(self, final_eval: dict | None, status: str = "finished") -> dict:
+        wall = self.wall_seconds
+        out = {
+            "preset": self.cfg.preset,
+            "algo": self.cfg.algo.name,
+            "env_id": self.cfg.env.id,
+            "seed": self.cfg.run.seed,
+            "status": status,
+            "stop_reason": self.stop_reason,
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "episodes": self.window.count,
+            "wall_seconds": round(wall, 3),
+            "sps": round(self.env_steps / wall, 1) if wall > 0 else 0.0,
+            "mean_return_100": self.window.mean,
+            "median_return_100": self.window.median,
+            "best_score": self.best_score,
+            "run_dir": str(self.run_dir),
+        }
+        if self.window.win_rate is not None:
+            out["win_rate_100"] = self.window.win_rate
+        if final_eval is not None:
+            out["eval"] = final_eval
+        write_atomic(self.run_dir / "summary.json",
+                     (json.dumps(out, indent=2) + "\n").encode())
+        return out
+
+    def close(self) -> None:
+        self.restore_signal_handlers()
+        self.progress.close()
+        self.logger.close()
+
+
+def summary_line(summary: dict) -> str:
+    ev = summary.get("eval") or {}
+    parts = [f"{summary['env_steps']} env steps in {summary['wall_seconds']:.1f}s "
+             f"({summary['sps']:,.0f} steps/s)"]
+    if summary.get("mean_return_100") is not None:
+        parts.append(f"mean_return_100 {summary['mean_return_100']:.1f}")
+    if ev:
+        parts.append(f"eval {ev['mean_return']:.1f} +- {ev['std_return']:.1f} over "
+                     f"{ev['episodes']} episodes")
+    return "; ".join(parts)

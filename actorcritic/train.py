@@ -1,0 +1,176 @@
+"""`train()`: the one entry point for every algorithm (the CLI's `train` calls it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from actorcritic.config import Config, apply_overrides, load_config
+from actorcritic.errors import NonFiniteError
+from actorcritic.models.actor_critic import ActorCritic
+from actorcritic.run.checkpoint import (
+    CheckpointDir,
+    load_checkpoint,
+    load_model_exact,
+    load_model_partial,
+    resolve_checkpoint,
+)
+from actorcritic.run.evaluate import evaluate_policy
+from actorcritic.run.session import (
+    RunSession,
+    check_resume_compatible,
+    default_run_dir,
+    load_run_config,
+    prepare_run_dir,
+)
+
+
+def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {f"model.{k}": v for k, v in model.state_dict().items()}
+
+
+def build_model(cfg: Config, obs_space, action_space) -> ActorCritic:
+    try:
+        return ActorCritic(obs_space, action_space, cfg.model)
+    except ValueError as exc:
+        from actorcritic.errors import ConfigError
+
+        raise ConfigError(str(exc)) from None
+
+
+def spaces_for(cfg: Config):
+    """Observation and action spaces of the configured env (one env, made and closed)."""
+    from actorcritic.envs import make_vector_env
+
+    envs = make_vector_env(cfg.env, num_envs=1, seed=cfg.run.seed, mode="eval")
+    try:
+        if cfg.env.check:
+            from actorcritic.envs.check import check_vector_env
+
+            check_vector_env(envs, cfg.env.id)
+        return envs.single_observation_space, envs.single_action_space
+    finally:
+        envs.close()
+
+
+def set_threads(cfg: Config, model: ActorCritic) -> None:
+    threads = cfg.run.torch_threads
+    if threads == 0:
+        from actorcritic.models.encoders import MLP
+
+        small = isinstance(model.actor_trunk.encoder, MLP)
+        threads = 1 if small else (os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+
+
+def guard_update(model: torch.nn.Module, loss: torch.Tensor, stats: dict, update: int) -> None:
+    """Stop on a non-finite loss or gradient, naming where it appeared."""
+    if not torch.isfinite(loss):
+        parts = ", ".join(f"{k}={float(v):.4g}" for k, v in stats.items()
+                          if k.startswith("losses/"))
+        raise NonFiniteError(f"non-finite loss at update {update} ({parts})")
+    if not torch.isfinite(stats["diag/grad_norm"]):
+        bad = [n for n, p in model.named_parameters()
+               if p.grad is not None and not torch.isfinite(p.grad).all()]
+        raise NonFiniteError(f"non-finite gradient at update {update} in "
+                             f"{', '.join(bad[:3]) or 'the parameters'}")
+
+
+def evaluate_during_training(session: RunSession, model: ActorCritic) -> dict:
+    cfg = session.cfg
+    result = evaluate_policy(model, cfg.env, cfg.run.eval_during_episodes,
+                             greedy=cfg.run.eval_greedy, seed=cfg.run.seed + 50_000 + session.updates,
+                             device=session.device)
+    session.last_eval = result
+    values = {"eval/mean_return": result["mean_return"]}
+    session.logger.scalars(session.env_steps, session.wall_seconds, values)
+    if session.improved():
+        session.checkpoint("best")
+    return result
+
+
+def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None, *,
+          overrides: list[str] | None = None, resume: str | Path | None = None,
+          init_from: str | Path | None = None, overwrite: bool = False,
+          quiet: bool = False) -> dict:
+    """Train and evaluate; return the summary (also written to RUN_DIR/summary.json).
+
+    cfg: a Config, or a preset name / YAML path. resume: a run dir to continue exactly
+    from its newest checkpoint. init_from: a checkpoint whose matching tensors seed a new
+    model.
+    """
+    resume_ckpt = None
+    if resume is not None:
+        run_dir = Path(resume)
+        saved = load_run_config(run_dir)
+        cfg = apply_overrides(load_run_config(run_dir), overrides)
+        check_resume_compatible(saved, cfg, run_dir)
+        latest = CheckpointDir(run_dir).latest()
+        if latest is None:
+            from actorcritic.errors import CheckpointError
+
+            raise CheckpointError(f"cannot resume {run_dir}: no checkpoint in "
+                                  f"{run_dir}/checkpoints")
+        resume_ckpt = load_checkpoint(latest)
+    else:
+        if not isinstance(cfg, Config):
+            cfg = load_config(cfg, overrides)
+        elif overrides:
+            cfg = apply_overrides(cfg, overrides)
+        init_ckpt = load_checkpoint(resolve_checkpoint(init_from)) if init_from else None
+        obs_space, action_space = spaces_for(cfg)
+        run_dir = prepare_run_dir(Path(run_dir) if run_dir else default_run_dir(cfg), overwrite)
+
+    torch.manual_seed(cfg.run.seed)
+    if resume_ckpt is not None:
+        obs_space, action_space = spaces_for(cfg)
+    model = build_model(cfg, obs_space, action_space)
+    set_threads(cfg, model)
+    session = RunSession(cfg, Path(run_dir), resume=resume_ckpt, quiet=quiet)
+    model.to(session.device)
+    if resume_ckpt is not None:
+        load_model_exact(model, resume_ckpt)
+        session.progress.message(f"resuming {run_dir} from {resume_ckpt.path.name} at "
+                                 f"{session.env_steps} env steps")
+    elif init_from:
+        loaded, skipped = load_model_partial(model, init_ckpt)
+        session.progress.message(f"init-from {init_ckpt.path}: loaded {len(loaded)} tensors, "
+                                 f"skipped {len(skipped)}"
+                                 + (f" ({', '.join(skipped)})" if skipped else ""))
+
+    session.install_signal_handlers()
+    status = "finished"
+    try:
+        if cfg.algo.name == "a2c":
+            from actorcritic.algos.a2c import run_a2c
+
+            run_a2c(session, model, resume_ckpt)
+        elif cfg.algo.name == "a3c":
+            from actorcritic.algos.a3c import run_a3c
+
+            run_a3c(session, model, resume_ckpt)
+        else:
+            from actorcritic.algos.impala import run_impala
+
+            run_impala(session, model, resume_ckpt)
+        if session.stop_reason in ("SIGINT", "SIGTERM"):
+            status = "interrupted"
+    except NonFiniteError:
+        session.stop_reason = "non-finite"
+        session.summary(None, status="failed")
+        session.close()
+        raise
+    except BaseException:
+        session.close()
+        raise
+    final_eval = None
+    if cfg.run.eval_episodes and status == "finished":
+        session.progress.message(f"evaluating {cfg.run.eval_episodes} episodes")
+        final_eval = evaluate_policy(model, cfg.env, cfg.run.eval_episodes,
+                                     greedy=cfg.run.eval_greedy, seed=cfg.run.seed + 10_000,
+                                     device=session.device)
+    summary = session.summary(final_eval, status=status)
+    session.close()
+    return summary
