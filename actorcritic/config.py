@@ -34,7 +34,8 @@ def _f(default: Any, help: str, *, choices: tuple | None = None, min: float | No
 class EnvConfig:
     id: str = _f("CartPole-v1", "Gymnasium/EnvPool environment id")
     num_envs: int = _f(8, "parallel environments per learner (or per A3C worker)", min=1)
-    backend: str = _f("sync", "vector backend", choices=("sync", "async", "envpool", "ale_vector"))
+    backend: str = _f("sync", "vector backend", choices=("sync", "async", "envpool", "ale_vector",
+                                                       "gfootball"))
     eval_backend: str = _f("auto", "backend for evaluation and video (auto: sync when Gymnasium "
                            "knows the id, else the training backend)",
                            choices=("auto", "sync", "async", "envpool"))
@@ -99,6 +100,8 @@ class AlgoConfig:
     vtrace_rho: float = _f(1.0, "IMPALA: clip of importance weights for the value targets", min=0,
                            min_exclusive=True)
     vtrace_c: float = _f(1.0, "IMPALA: clip of the trace coefficients", min=0, min_exclusive=True)
+    learner_batch: int = _f(1, "IMPALA: trajectories (num_steps x env.num_envs each) per learner "
+                            "update", min=1)
 
 
 @dataclass
@@ -247,14 +250,13 @@ def valid_keys() -> list[str]:
 
 def _unknown_key(key: str) -> ConfigError:
     close = difflib.get_close_matches(key, valid_keys(), n=3, cutoff=0.6)
-    if close:
-        return ConfigError(f"unknown config key '{key}'; did you mean {', '.join(close)}?")
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
     section = key.split(".")[0]
     if section in SECTIONS:
         names = [f.name for f in dataclasses.fields(SECTIONS[section])]
-        return ConfigError(f"unknown config key '{key}'; valid keys in '{section}': "
+        return ConfigError(f"unknown config key '{key}'{hint} Valid keys in '{section}': "
                            f"{', '.join(names)}")
-    return ConfigError(f"unknown config section in '{key}'; valid sections: "
+    return ConfigError(f"unknown config section in '{key}'{hint} Valid sections: "
                        f"{', '.join(SECTIONS)}")
 
 

@@ -55,13 +55,15 @@ def spaces_for(cfg: Config):
         envs.close()
 
 
-def set_threads(cfg: Config, model: ActorCritic) -> None:
+def set_threads(cfg: Config, obs_space) -> None:
+    """Torch intra-op threads: 1 for small MLPs (dispatch-bound), all cores for CNNs.
+
+    Set before the model is built: the orthogonal init's QR depends on the thread count.
+    """
     threads = cfg.run.torch_threads
     if threads == 0:
-        from actorcritic.models.encoders import MLP
-
-        small = isinstance(model.actor_trunk.encoder, MLP)
-        threads = 1 if small else (os.cpu_count() or 1)
+        image = len(obs_space.shape) == 3 and cfg.model.encoder != "mlp"
+        threads = (os.cpu_count() or 1) if image else 1
     torch.set_num_threads(threads)
 
 
@@ -123,11 +125,11 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
         obs_space, action_space = spaces_for(cfg)
         run_dir = prepare_run_dir(Path(run_dir) if run_dir else default_run_dir(cfg), overwrite)
 
-    torch.manual_seed(cfg.run.seed)
     if resume_ckpt is not None:
         obs_space, action_space = spaces_for(cfg)
+    set_threads(cfg, obs_space)
+    torch.manual_seed(cfg.run.seed)
     model = build_model(cfg, obs_space, action_space)
-    set_threads(cfg, model)
     session = RunSession(cfg, Path(run_dir), resume=resume_ckpt, quiet=quiet)
     model.to(session.device)
     if resume_ckpt is not None:
@@ -147,6 +149,10 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
             from actorcritic.algos.a2c import run_a2c
 
             run_a2c(session, model, resume_ckpt)
+        elif cfg.algo.name == "a3c" and cfg.run.backend == "ray":
+            from actorcritic.distributed.ray_backend import run_ray
+
+            run_ray(session, model, resume_ckpt)
         elif cfg.algo.name == "a3c":
             from actorcritic.algos.a3c import run_a3c
 
