@@ -106,8 +106,9 @@ def cmd_eval(args) -> int:
     if args.video:
         paths = record_video(model, cfg.env, Path(args.video), episodes=args.video_episodes,
                              greedy=modes[0], seed=args.seed)
-        for path in paths:
-            print(f"video: {path}", file=sys.stderr if args.json else sys.stdout)
+        for path, frames, ret in paths:
+            print(f"video: {path} ({frames} frames, return {ret:g})",
+                  file=sys.stderr if args.json else sys.stdout)
     if args.json:
         out = dict(next(iter(results.values())))
         out["checkpoint"] = str(ckpt.path)

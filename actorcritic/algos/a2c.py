@@ -22,7 +22,7 @@ def rollout_loss(model: nn.Module, buf: RolloutBuffer, cfg: AlgoConfig):
     The forward pass includes the bootstrap observation (row T), so its value comes from
     the same parameters that acted.
     """
-    params, values, _ = model(buf.obs, buf.first, buf.start_state)
+    params, values, _ = model(buf.obs, buf.first, buf.start_state)  # [T+1, N, ...]
     logp, entropy = model.policy.log_prob_entropy(params[:-1], buf.actions)
     advantages, returns = gae_advantages(buf.rewards, values.detach(), buf.terminated,
                                          buf.truncated, cfg.gamma, cfg.gae_lambda)
@@ -117,7 +117,7 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard)
             session.add_steps(steps_per_update)
             session.record_episodes(episodes)
-            loss, stats = rollout_loss(model, buf, cfg.algo)
+            loss, stats = rollout_loss(model, buf.to(device), cfg.algo)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             log_now = session.updates % cfg.run.log_every == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -33,42 +34,58 @@ class Carry:
 
 
 class RolloutBuffer:
-    """Time-major buffers: obs/first [T+1, N, ...] (row T is the bootstrap observation),
-    everything else [T, N]. `start_state` is the recurrent state before row 0."""
+    """Time-major rollout storage on the CPU: obs/first [T+1, N, ...] (row T is the
+    bootstrap observation), everything else [T, N]; `start_state` is the recurrent state
+    before row 0. Every tensor has a NumPy view in `self.np`, so the per-step bookkeeping
+    costs NumPy microseconds instead of torch dispatches; `to(device)` gives the training
+    batch."""
+
+    NAMES = ("obs", "first", "actions", "logp", "values", "rewards", "terminated", "truncated",
+             "valid")
 
     def __init__(self, num_steps: int, num_envs: int, obs_space: gym.Space,
-                 action_space: gym.Space, device: torch.device):
+                 action_space: gym.Space, device: torch.device | str = "cpu"):
         T, N = num_steps, num_envs
         obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
-        self.obs = torch.zeros((T + 1, N, *obs_space.shape), dtype=obs_dtype, device=device)
-        self.first = torch.zeros((T + 1, N), dtype=torch.bool, device=device)
+        self.obs = torch.zeros((T + 1, N, *obs_space.shape), dtype=obs_dtype)
+        self.first = torch.zeros((T + 1, N), dtype=torch.bool)
         if isinstance(action_space, gym.spaces.Discrete):
-            self.actions = torch.zeros((T, N), dtype=torch.long, device=device)
+            self.actions = torch.zeros((T, N), dtype=torch.long)
         elif isinstance(action_space, gym.spaces.MultiDiscrete):
-            self.actions = torch.zeros((T, N, len(action_space.nvec)), dtype=torch.long,
-                                       device=device)
+            self.actions = torch.zeros((T, N, len(action_space.nvec)), dtype=torch.long)
         else:
-            self.actions = torch.zeros((T, N, *action_space.shape), device=device)
-        self.logp = torch.zeros((T, N), device=device)
-        self.values = torch.zeros((T, N), device=device)
-        self.rewards = torch.zeros((T, N), device=device)
-        self.terminated = torch.zeros((T, N), dtype=torch.bool, device=device)
-        self.truncated = torch.zeros((T, N), dtype=torch.bool, device=device)
-        self.valid = torch.zeros((T, N), dtype=torch.bool, device=device)
+            self.actions = torch.zeros((T, N, *action_space.shape))
+        self.logp = torch.zeros((T, N))
+        self.values = torch.zeros((T, N))
+        self.rewards = torch.zeros((T, N))
+        self.terminated = torch.zeros((T, N), dtype=torch.bool)
+        self.truncated = torch.zeros((T, N), dtype=torch.bool)
+        self.valid = torch.zeros((T, N), dtype=torch.bool)
         self.start_state: State = ()
         self.num_steps, self.num_envs = T, N
+        self.device = torch.device(device)
+        self.np = types.SimpleNamespace(**{n: getattr(self, n).numpy() for n in self.NAMES})
+
+    def to(self, device: torch.device | str) -> RolloutBuffer | types.SimpleNamespace:
+        """The batch on `device` (the buffer itself on the CPU)."""
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self
+        batch = {n: getattr(self, n).to(device, non_blocking=True) for n in self.NAMES}
+        batch["start_state"] = tuple(s.to(device) for s in self.start_state)
+        return types.SimpleNamespace(**batch, num_steps=self.num_steps, num_envs=self.num_envs)
 
 
 class ActionAdapter:
-    """Turns action tensors into what the env expects (clipped floats for Box)."""
+    """Turns action arrays into what the env expects (clipped floats for Box)."""
 
     def __init__(self, space: gym.Space):
         self.box = isinstance(space, gym.spaces.Box)
         if self.box:
             self.low, self.high = space.low, space.high
 
-    def __call__(self, action: torch.Tensor) -> np.ndarray:
-        a = action.cpu().numpy()
+    def __call__(self, action: torch.Tensor | np.ndarray) -> np.ndarray:
+        a = action.cpu().numpy() if isinstance(action, torch.Tensor) else action
         return np.clip(a, self.low, self.high) if self.box else a
 
 
@@ -83,32 +100,41 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
                     to_env: ActionAdapter, nan_guard: bool = True) -> list[Episode]:
     """Act for buf.num_steps steps from `carry`, filling `buf`; updates `carry` in place."""
     episodes: list[Episode] = []
+    b = buf.np
+    device = carry.state[0].device if carry.state else buf.device
+    on_cpu = device.type == "cpu"
     buf.start_state = carry.state
     state = carry.state
-    float_obs = buf.obs.dtype != torch.uint8
+    buf.obs[0].copy_(carry.obs)
+    first = carry.first.cpu().numpy().copy()
+    reset_next = carry.reset_next.cpu().numpy().copy()
+    check_obs = nan_guard and b.obs.dtype.kind == "f"
     for t in range(buf.num_steps):
-        buf.obs[t].copy_(carry.obs)
-        buf.first[t] = carry.first
-        buf.valid[t] = ~carry.reset_next
-        action, logp, value, state = model.act(carry.obs, carry.first, state)
-        buf.actions[t] = action
-        buf.logp[t] = logp
-        buf.values[t] = value
-        obs, reward, terminated, truncated, finished = envs.step(to_env(action))
+        b.first[t] = first
+        b.valid[t] = ~reset_next
+        obs_t, first_t = buf.obs[t], buf.first[t]
+        if not on_cpu:
+            obs_t, first_t = obs_t.to(device, non_blocking=True), first_t.to(device)
+        action, logp, value, state = model.act(obs_t, first_t, state)
+        b.actions[t] = action.cpu().numpy()
+        b.logp[t] = logp.cpu().numpy()
+        b.values[t] = value.cpu().numpy()
+        obs, reward, terminated, truncated, finished = envs.step(to_env(b.actions[t]))
         if nan_guard:
             check_finite("reward", reward, t)
-            if float_obs:
+            if check_obs:
                 check_finite("observation", obs, t)
-        buf.rewards[t] = torch.from_numpy(reward)
-        term = torch.from_numpy(terminated)
-        trunc = torch.from_numpy(truncated)
-        buf.terminated[t] = term
-        buf.truncated[t] = trunc
-        carry.first = carry.reset_next.clone()
-        carry.reset_next = ~carry.reset_next & (term | trunc).to(carry.first.device)
-        carry.obs.copy_(torch.from_numpy(obs))
-        episodes.extend(finished)
-    buf.obs[-1].copy_(carry.obs)
-    buf.first[-1] = carry.first
+        b.obs[t + 1] = obs
+        b.rewards[t] = reward
+        b.terminated[t] = terminated
+        b.truncated[t] = truncated
+        first = reset_next
+        reset_next = ~reset_next & (terminated | truncated)
+        if finished:
+            episodes.extend(finished)
+    b.first[-1] = first
+    carry.obs.copy_(buf.obs[-1])
+    carry.first.copy_(torch.from_numpy(first))
+    carry.reset_next.copy_(torch.from_numpy(reset_next))
     carry.state = state
     return episodes

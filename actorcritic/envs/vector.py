@@ -129,12 +129,16 @@ class EnvPoolVecEnv:
 
     def __init__(self, task_id: str, num_envs: int, seed: int, raw_reward_key: str | None = None,
                  game_over_key: str | None = None, **kwargs: Any):
+        import warnings
+
         import envpool
 
-        self.env = envpool.make_gymnasium(task_id, num_envs=num_envs, seed=seed, **kwargs)
+        with warnings.catch_warnings():  # EnvPool's float64 Box bounds warn on every make
+            warnings.simplefilter("ignore", UserWarning)
+            self.env = envpool.make_gymnasium(task_id, num_envs=num_envs, seed=seed, **kwargs)
+            self.single_observation_space = self.env.observation_space
+            self.single_action_space = self.env.action_space
         self.num_envs = num_envs
-        self.single_observation_space = self.env.observation_space
-        self.single_action_space = self.env.action_space
         self.raw_reward_key = raw_reward_key
         self.game_over_key = game_over_key
         self._returns = np.zeros(num_envs, np.float64)

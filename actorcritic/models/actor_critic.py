@@ -75,11 +75,9 @@ class ActorCritic(nn.Module):
             new_state = actor_state + critic_state
         return self.policy(features), self.value(value_features).squeeze(-1), new_state
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, obs: torch.Tensor, first: torch.Tensor, state: State, greedy: bool = False):
         """One step for a batch [N, ...]: returns actions [N], log-probs [N], values [N], state."""
         params, value, state = self(obs.unsqueeze(0), first.unsqueeze(0), state)
-        params = params[0]
-        action = self.policy.mode(params) if greedy else self.policy.sample(params)
-        logp, _ = self.policy.log_prob_entropy(params, action)
+        action, logp = self.policy.sample_with_logp(params[0], greedy)
         return action, logp, value[0], state

@@ -42,6 +42,18 @@ class CategoricalHead(nn.Module):
         out = [logits.argmax(-1) for logits in self._split(params)]
         return torch.stack(out, -1) if self.multi else out[0]
 
+    def sample_with_logp(self, params: torch.Tensor, greedy: bool = False):
+        """Action and its log-probability in the fewest ops (this runs every env step)."""
+        if not self.multi:
+            logp_all = torch.log_softmax(params, -1)
+            if greedy:
+                action = logp_all.argmax(-1)
+            else:
+                action = torch.multinomial(logp_all.exp(), 1).squeeze(-1)
+            return action, logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        action = self.mode(params) if greedy else self.sample(params)
+        return action, self.log_prob_entropy(params, action)[0]
+
     def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor):
         logp_total = 0.0
         ent_total = 0.0
@@ -73,6 +85,10 @@ class GaussianHead(nn.Module):
 
     def mode(self, params: torch.Tensor) -> torch.Tensor:
         return params.chunk(2, -1)[0]
+
+    def sample_with_logp(self, params: torch.Tensor, greedy: bool = False):
+        action = self.mode(params) if greedy else self.sample(params)
+        return action, self.log_prob_entropy(params, action)[0]
 
     def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor):
         mean, log_std = params.chunk(2, -1)

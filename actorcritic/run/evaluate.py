@@ -81,8 +81,12 @@ def evaluate_policy(model: ActorCritic, env_cfg: EnvConfig, episodes: int, greed
 
 def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes: int = 1,
                  greedy: bool = True, seed: int = 20_000, fps: int = 30,
-                 device: torch.device | str = "cpu", max_frames: int = 20_000) -> list[Path]:
-    """Play `episodes` episodes on a rendering env and write one MP4 per episode."""
+                 device: torch.device | str = "cpu", max_frames: int = 20_000
+                 ) -> list[tuple[Path, int, float]]:
+    """Play `episodes` episodes on a rendering env and write one MP4 per episode.
+
+    Returns (path, frames, episode return) per video; frames = steps + 1 (the reset frame).
+    """
     import imageio.v2 as imageio
 
     out_dir = Path(out_dir)
@@ -109,7 +113,7 @@ def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes
                 frames += 1
                 obs = torch.as_tensor(obs_np, device=device)
             writer.close()
-            paths.append(path)
+            paths.append((path, frames, finished[0].ret if finished else float("nan")))
             # the env resets on the next step (next-step autoreset)
             obs = torch.as_tensor(envs.step(to_env(action))[0], device=device)
     finally:
