@@ -114,6 +114,8 @@ class RunConfig:
     backend: str = _f("local", "where workers run", choices=("local", "ray"))
     stop_mean_return: float | None = _f(None, "stop once the mean of the last 100 episodes "
                                         "reaches this")
+    stop_eval_return: float | None = _f(None, "stop once a periodic evaluation (run.eval_every) "
+                                        "reaches this mean return")
     max_episodes: int = _f(0, "stop after this many episodes (0: no limit)", min=0)
     max_wall_seconds: float = _f(0.0, "stop after this many seconds (0: no limit)", min=0)
     log_every: int = _f(10, "updates between log lines / TensorBoard points", min=1)
@@ -161,7 +163,7 @@ def _preset_dir():
 def list_presets() -> dict[str, str]:
     """Preset name -> one-line description."""
     out = {}
-    for entry in sorted(_preset_dir().iterdir(), key=lambda p: p.name):
+    for entry in sorted(_preset_dir().iterdir(), key=lambda p: p.name.rsplit(".", 1)[0]):
         if entry.name.endswith(".yaml"):
             data = yaml.safe_load(entry.read_text()) or {}
             lines = str(data.get("description", "")).strip().splitlines()

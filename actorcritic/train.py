@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import torch
 
 from actorcritic.config import Config, apply_overrides, load_config
-from actorcritic.errors import NonFiniteError
+from actorcritic.errors import EnvError, NonFiniteError
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.run.checkpoint import (
     CheckpointDir,
@@ -82,10 +83,12 @@ def guard_update(model: torch.nn.Module, loss: torch.Tensor, stats: dict, update
 
 def evaluate_during_training(session: RunSession, model: ActorCritic) -> dict:
     cfg = session.cfg
+    start = time.monotonic()
     result = evaluate_policy(model, cfg.env, cfg.run.eval_during_episodes,
                              greedy=cfg.run.eval_greedy, seed=cfg.run.seed + 50_000 + session.updates,
                              device=session.device)
     session.last_eval = result
+    session.eval_seconds += time.monotonic() - start
     values = {"eval/mean_return": result["mean_return"]}
     session.logger.scalars(session.env_steps, session.wall_seconds, values)
     if session.improved():
@@ -130,14 +133,17 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
     set_threads(cfg, obs_space)
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg, obs_space, action_space)
+    # Load before the session touches the run dir (a resumed session truncates its logs).
+    if resume_ckpt is not None:
+        load_model_exact(model, resume_ckpt)
+    elif init_from:
+        loaded, skipped = load_model_partial(model, init_ckpt)
     session = RunSession(cfg, Path(run_dir), resume=resume_ckpt, quiet=quiet)
     model.to(session.device)
     if resume_ckpt is not None:
-        load_model_exact(model, resume_ckpt)
         session.progress.message(f"resuming {run_dir} from {resume_ckpt.path.name} at "
                                  f"{session.env_steps} env steps")
     elif init_from:
-        loaded, skipped = load_model_partial(model, init_ckpt)
         session.progress.message(f"init-from {init_ckpt.path}: loaded {len(loaded)} tensors, "
                                  f"skipped {len(skipped)}"
                                  + (f" ({', '.join(skipped)})" if skipped else ""))
@@ -163,8 +169,8 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
             run_impala(session, model, resume_ckpt)
         if session.stop_reason in ("SIGINT", "SIGTERM"):
             status = "interrupted"
-    except NonFiniteError:
-        session.stop_reason = "non-finite"
+    except (NonFiniteError, EnvError) as exc:
+        session.stop_reason = "non-finite" if isinstance(exc, NonFiniteError) else "env-error"
         session.summary(None, status="failed")
         session.close()
         raise

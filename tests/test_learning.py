@@ -4,7 +4,7 @@ import pytest
 
 from actorcritic import train
 
-TIMING = {"wall_seconds", "sps", "run_dir"}
+TIMING = {"wall_seconds", "eval_seconds", "sps", "run_dir"}
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from actorcritic.algos.rollout import RolloutBuffer
 from actorcritic.config import AlgoConfig
 
 
-def rollout_loss(model: nn.Module, buf: RolloutBuffer, cfg: AlgoConfig):
+def rollout_loss(model: nn.Module, buf: RolloutBuffer, cfg: AlgoConfig, with_stats: bool = True):
     """Loss over one rollout, recomputed from `buf.start_state` with BPTT for recurrent cores.
 
     The forward pass includes the bootstrap observation (row T), so its value comes from
@@ -27,13 +27,16 @@ def rollout_loss(model: nn.Module, buf: RolloutBuffer, cfg: AlgoConfig):
     advantages, returns = gae_advantages(buf.rewards, values.detach(), buf.terminated,
                                          buf.truncated, cfg.gamma, cfg.gae_lambda)
     return actor_critic_loss(logp, entropy, values[:-1], advantages, returns, buf.valid,
-                             cfg.vf_coef, cfg.ent_coef, cfg.normalize_advantage)
+                             cfg.vf_coef, cfg.ent_coef, cfg.normalize_advantage, with_stats)
 
 
 def make_optimizer(params, cfg: AlgoConfig) -> torch.optim.Optimizer:
+    """Adam (fused kernel) or RMSprop (multi-tensor): one op per step instead of one per
+    parameter tensor, which is what a small network's update time is made of."""
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.optim_eps)
-    return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.optim_eps)
+        return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.optim_eps, fused=True)
+    return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.optim_eps,
+                               foreach=True)
 
 
 def lr_at(cfg: AlgoConfig, env_steps: int, total_steps: int, episodes: int) -> float:
@@ -52,9 +55,17 @@ def grad_stats(params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def clip_and_measure(params: list[torch.Tensor], max_grad_norm: float) -> torch.Tensor:
-    """Clip gradients to max_grad_norm (0: no clipping); return the norm before clipping."""
-    limit = max_grad_norm if max_grad_norm > 0 else float("inf")
-    return nn.utils.clip_grad_norm_(params, limit)
+    """Clip gradients to max_grad_norm (0: no clipping); return the norm before clipping.
+
+    A non-finite norm leaves the gradients unscaled (clipping would multiply every one by
+    NaN), so the NaN guard can still name the parameter the bad gradient came from.
+    """
+    norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None],
+                                   foreach=True)
+    if max_grad_norm > 0:
+        usable = torch.where(torch.isfinite(norm), norm, torch.zeros_like(norm))
+        nn.utils.clip_grads_with_norm_(params, max_grad_norm, usable, foreach=True)
+    return norm
 
 
 # ---------------------------------------------------------------- the A2C driver
@@ -66,7 +77,7 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
     from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
     from actorcritic.envs import make_vector_env
     from actorcritic.envs import snapshot as env_snapshot
-    from actorcritic.errors import NonFiniteError
+    from actorcritic.errors import EnvError, NonFiniteError
     from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
     from actorcritic.train import evaluate_during_training, guard_update, model_tensors
 
@@ -117,10 +128,10 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard)
             session.add_steps(steps_per_update)
             session.record_episodes(episodes)
-            loss, stats = rollout_loss(model, buf.to(device), cfg.algo)
+            log_now = session.updates % cfg.run.log_every == 0
+            loss, stats = rollout_loss(model, buf.to(device), cfg.algo, with_stats=log_now)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            log_now = session.updates % cfg.run.log_every == 0
             stats["diag/grad_norm"] = clip_and_measure(params, cfg.algo.max_grad_norm)
             if cfg.run.nan_guard:
                 guard_update(model, loss, stats, session.updates)
@@ -141,6 +152,12 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
         # The parameters are still those of the last good update: keep them.
         checkpoint("final")
         raise
+    except EnvError as exc:
+        # An env crashed or hung mid-run: keep what was learned before it did.
+        if getattr(session, "checkpoint", None) is None:
+            raise
+        checkpoint("final")
+        raise EnvError(f"{exc} (the last good checkpoint was written)") from None
     finally:
         envs.close()
 

@@ -11,13 +11,13 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> tor
 
 def actor_critic_loss(logp: torch.Tensor, entropy: torch.Tensor, values: torch.Tensor,
                       advantages: torch.Tensor, returns: torch.Tensor, valid: torch.Tensor,
-                      vf_coef: float, ent_coef: float, normalize_advantage: bool = False
-                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                      vf_coef: float, ent_coef: float, normalize_advantage: bool = False,
+                      with_stats: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Policy-gradient + value + entropy loss over the valid steps.
 
     All inputs are [T, N]; `valid` is 0 on reset steps (which belong to no episode).
     advantages and returns are treated as constants. Returns (loss, stats) where stats
-    are detached scalars.
+    are detached scalars (only `losses/total` unless with_stats).
     """
     mask = valid.float()
     count = mask.sum().clamp(min=1.0)
@@ -30,6 +30,8 @@ def actor_critic_loss(logp: torch.Tensor, entropy: torch.Tensor, values: torch.T
     value_loss = masked_mean((returns.detach() - values) ** 2, mask, count)
     entropy_mean = masked_mean(entropy, mask, count)
     loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
+    if not with_stats:  # the diagnostics cost as much as the loss: only when logged
+        return loss, {"losses/total": loss.detach()}
     with torch.no_grad():
         ret_mean = masked_mean(returns, mask, count)
         ret_var = masked_mean((returns - ret_mean) ** 2, mask, count)

@@ -11,6 +11,7 @@ episode end) produce garbage here and are masked out by the loss.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -21,42 +22,56 @@ def gae_advantages(rewards: torch.Tensor, values: torch.Tensor, terminated: torc
 
     With gae_lambda=1 the targets are the plain n-step bootstrapped returns of A2C.
     """
-    T = rewards.shape[0]
     not_term = 1.0 - terminated.float()
     not_done = 1.0 - (terminated | truncated).float()
     deltas = rewards + gamma * values[1:] * not_term - values[:-1]
     decay = gamma * gae_lambda * not_done
-    advantages = torch.empty_like(rewards)
-    running = torch.zeros_like(rewards[0])
-    for t in range(T - 1, -1, -1):
-        running = deltas[t] + decay[t] * running
-        advantages[t] = running
+    advantages = _discounted_backward(deltas, decay)
     return advantages, advantages + values[:-1]
+
+
+def _discounted_backward(x: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
+    """y[t] = x[t] + decay[t] * y[t+1] (y[T] = 0), over time-major [T, N] (no gradient).
+
+    On the CPU the recursion runs in NumPy: T tiny torch ops cost more than the math.
+    """
+    x, decay = x.detach(), decay.detach()
+    if x.device.type == "cpu":
+        xs, ds = x.numpy(), decay.numpy()
+        out = np.empty_like(xs)
+        running = np.zeros_like(xs[0])
+        for t in range(xs.shape[0] - 1, -1, -1):
+            running = xs[t] + ds[t] * running
+            out[t] = running
+        return torch.from_numpy(out)
+    out = torch.empty_like(x)
+    running = torch.zeros_like(x[0])
+    for t in range(x.shape[0] - 1, -1, -1):
+        running = x[t] + decay[t] * running
+        out[t] = running
+    return out
 
 
 def vtrace(behaviour_logp: torch.Tensor, target_logp: torch.Tensor, rewards: torch.Tensor,
            values: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor,
-           gamma: float, rho_bar: float = 1.0, c_bar: float = 1.0
+           gamma: float, rho_bar: float = 1.0, c_bar: float = 1.0, lam: float = 1.0
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """V-trace targets v_s and policy-gradient advantages (Espeholt et al. 2018, eq. 1).
 
     v_s = V(x_s) + sum_t gamma^(t-s) (prod_{i<t} c_i) rho_t delta_t, computed backwards as
     v_s - V(x_s) = rho_s delta_s + gamma c_s (v_{s+1} - V(x_{s+1})).
     Advantages for the policy gradient: rho_s (r_s + gamma v_{s+1} - V(x_s)).
-    On-policy (equal log-probs, clips >= 1) v_s equals the n-step return.
+    The trace coefficients are c_s = lam * min(c_bar, ratio_s) (the paper's lambda, Remark 2;
+    lam plays the role of GAE's lambda). On-policy (equal log-probs, clips >= 1) v_s equals
+    the GAE(lam) target, with lam=1 the n-step return.
     """
-    T = rewards.shape[0]
     ratio = (target_logp - behaviour_logp).exp()
     rho = ratio.clamp(max=rho_bar)
-    c = ratio.clamp(max=c_bar)
+    c = lam * ratio.clamp(max=c_bar)
     not_term = 1.0 - terminated.float()
     not_done = 1.0 - (terminated | truncated).float()
     deltas = rho * (rewards + gamma * values[1:] * not_term - values[:-1])
-    corrections = torch.empty_like(rewards)
-    running = torch.zeros_like(rewards[0])
-    for t in range(T - 1, -1, -1):
-        running = deltas[t] + gamma * c[t] * not_done[t] * running
-        corrections[t] = running
+    corrections = _discounted_backward(deltas, gamma * c * not_done).to(rewards.dtype)
     vs = values[:-1] + corrections
     # v_{s+1}: the next target inside the episode, the plain value across a boundary.
     vs_next = torch.cat([vs[1:], values[-1:]], 0) * not_done + values[1:] * (1 - not_done)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from functools import partial
 
 import gymnasium as gym
 
 from actorcritic.config import EnvConfig
-from actorcritic.envs.vector import Episode, EnvPoolVecEnv, GymVecEnv, VecEnv
+from actorcritic.envs.vector import EnvPoolVecEnv, Episode, GymVecEnv, VecEnv
 from actorcritic.envs.wrappers import HideObservation
 from actorcritic.errors import EnvError
 
@@ -16,8 +17,9 @@ __all__ = ["Episode", "VecEnv", "make_vector_env", "is_atari", "is_football"]
 
 
 def is_atari(env_id: str) -> bool:
-    return env_id.startswith("ALE/") or env_id.endswith(("NoFrameskip-v4", "-v5")) and \
-        not env_id.startswith("gfootball")
+    from actorcritic.envs.atari import is_atari_id
+
+    return is_atari_id(env_id)
 
 
 def is_football(env_id: str) -> bool:
@@ -25,6 +27,15 @@ def is_football(env_id: str) -> bool:
 
 
 def _gym_known(env_id: str) -> bool:
+    """Whether Gymnasium knows the id. `my_module:MyEnv-v0` first imports my_module (which
+    registers MyEnv-v0), as gym.make does: how a user's own env reaches the CLI."""
+    if ":" in env_id:
+        module, env_id = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # the user's module: report whatever it raised
+            raise EnvError(f"env id '{module}:{env_id}': module '{module}' could not be "
+                           f"imported: {type(exc).__name__}: {exc}") from None
     return env_id in gym.registry
 
 

@@ -29,13 +29,71 @@ def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str) -> 
         raise EnvError(f"env '{env_id}': Box action_space needs finite low/high bounds")
 
 
+def check_env(env: gym.Env, env_id: str) -> None:
+    """One reset and one step of the raw env (below every wrapper): the Gymnasium API.
+
+    Done below the wrappers so that an old-Gym-API env (reset returning only the
+    observation, step returning 4 values), a float64 observation in a float32 space (which
+    vector envs silently cast) or a reward that is not a number is named as such instead of
+    surfacing as an unpacking error deep inside a wrapper.
+    """
+    raw = env.unwrapped
+    space = raw.observation_space
+    try:
+        result = raw.reset(seed=0)
+    except Exception as exc:  # the user's env code: report, whatever it raised
+        raise EnvError(f"env '{env_id}': reset() failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(result, tuple) or len(result) != 2 or not isinstance(result[1], dict):
+        what = f"a {len(result)}-tuple" if isinstance(result, tuple) else type(result).__name__
+        raise EnvError(f"env '{env_id}': reset() returned {what}; expected a tuple "
+                       f"(observation, info dict) (the old Gym API returned only the "
+                       f"observation)")
+    if isinstance(space, gym.spaces.Box):
+        _check_obs(np.asarray(result[0])[None], space, 1, env_id, "reset()")
+    try:
+        result = raw.step(raw.action_space.sample())
+    except Exception as exc:
+        raise EnvError(f"env '{env_id}': step() failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(result, tuple) or len(result) != 5:
+        what = f"{len(result)} values" if isinstance(result, tuple) else type(result).__name__
+        raise EnvError(f"env '{env_id}': step() returned {what}; expected 5 (observation, "
+                       f"reward, terminated, truncated, info) (the old Gym API returned 4 "
+                       f"with one 'done' flag)")
+    obs, reward, terminated, truncated, info = result
+    if isinstance(space, gym.spaces.Box):
+        _check_obs(np.asarray(obs)[None], space, 1, env_id, "step()")
+    value = np.asarray(reward) if isinstance(reward, (np.ndarray, np.generic)) else reward
+    if isinstance(value, np.ndarray):
+        ok = value.shape == () and value.dtype.kind in "fiu"
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        raise EnvError(f"env '{env_id}': step() reward is {reward!r} "
+                       f"({type(reward).__name__}); expected a finite float")
+    if not np.isfinite(float(value)):
+        raise EnvError(f"env '{env_id}': step() reward is {float(value)}; expected a finite "
+                       f"float")
+    for name, flag in (("terminated", terminated), ("truncated", truncated)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise EnvError(f"env '{env_id}': step() {name} is {flag!r} "
+                           f"({type(flag).__name__}); expected a bool")
+    if not isinstance(info, dict):
+        raise EnvError(f"env '{env_id}': step() info is {type(info).__name__}; expected a dict")
+
+
 def check_vector_env(envs, env_id: str) -> None:
-    """Check spaces, then one reset and one step: shapes, dtypes and a finite float reward."""
+    """Check spaces, the raw env's API, then one vector reset and step: shapes, dtypes and a
+    finite float reward."""
     obs_space, action_space = envs.single_observation_space, envs.single_action_space
     check_spaces(obs_space, action_space, env_id)
+    sub_envs = getattr(getattr(envs, "env", None), "envs", None)  # a sync GymVecEnv
+    if sub_envs:
+        check_env(sub_envs[0], env_id)
     n = envs.num_envs
     try:
         obs = envs.reset(seed=0)
+    except EnvError:
+        raise
     except Exception as exc:  # the user's env code: report, whatever it raised
         raise EnvError(f"env '{env_id}': reset() failed: {type(exc).__name__}: {exc}") from None
     _check_obs(obs, obs_space, n, env_id, "reset()")

@@ -11,6 +11,9 @@ of its final observation, which is simply the next observation in the buffer.
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
+import traceback
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -63,13 +66,17 @@ class GymVecEnv:
         self.step_timeout = step_timeout
         if asynchronous:
             # Workers ignore Ctrl-C: the main process decides when and how to stop them.
+            # They die on SIGTERM (close(terminate=True) sends it), not run the training
+            # session's graceful-stop handler they would otherwise inherit through fork.
             import signal
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+                        signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL)}
             try:
                 self.env = gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=mode,
                                                      context="fork")
             finally:
-                signal.signal(signal.SIGINT, previous)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
         else:
             self.env = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=mode)
         self.num_envs = self.env.num_envs
@@ -77,22 +84,72 @@ class GymVecEnv:
         self.single_action_space = self.env.single_action_space
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        obs, _ = self.env.reset(seed=seed)
+        if self.asynchronous:
+            self.env.reset_async(seed=seed)
+            obs, _ = self._wait(self.env.reset_wait, "reset")
+            return obs
+        try:
+            obs, _ = self.env.reset(seed=seed)
+        except Exception as exc:
+            raise self._sync_error(exc, "reset") from None
         return obs
 
     def step(self, actions: np.ndarray):
         if self.asynchronous:
             self.env.step_async(actions)
-            try:
-                obs, reward, terminated, truncated, info = self.env.step_wait(
-                    timeout=self.step_timeout)
-            except mp.TimeoutError:
-                raise EnvError(f"env '{self.env_id}': a worker did not answer a step within "
-                               f"{self.step_timeout:g} s (env.step_timeout)") from None
+            obs, reward, terminated, truncated, info = self._wait(self.env.step_wait, "step")
         else:
-            obs, reward, terminated, truncated, info = self.env.step(actions)
+            try:
+                obs, reward, terminated, truncated, info = self.env.step(actions)
+            except Exception as exc:
+                raise self._sync_error(exc, "step") from None
         episodes = _episodes_from_info(info) if "episode" in info else []
         return obs, reward.astype(np.float32, copy=False), terminated, truncated, episodes
+
+    def _wait(self, wait, what: str):
+        """Wait for every worker's answer (env.step_timeout); a worker's exception or
+        silence becomes one EnvError naming the worker, the exception and where it was
+        raised. Gymnasium reports a worker's traceback as warnings: they are caught here
+        (the message keeps its last frame) and other warnings are shown as usual."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return wait(timeout=self.step_timeout)
+            except mp.TimeoutError:
+                silent = [i for i, pipe in enumerate(self.env.parent_pipes)
+                          if pipe is not None and not pipe.poll()]
+                raise EnvError(f"env '{self.env_id}' {_workers(silent)} did not answer "
+                               f"{what}() within {self.step_timeout:g} s (env.step_timeout); "
+                               f"the workers were stopped") from None
+            except EnvError:
+                raise
+            except Exception as exc:
+                failed = [i for i, pipe in enumerate(self.env.parent_pipes) if pipe is None]
+                trace = "\n".join(str(w.message) for w in caught if "Traceback" in str(w.message))
+                frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', trace)
+                where = f" (at {frames[-1][0]}:{frames[-1][1]} in {frames[-1][2]})" if frames \
+                    else ""
+                raise EnvError(f"env '{self.env_id}' {_workers(failed)} raised "
+                               f"{type(exc).__name__} in {what}(): {exc}{where}") from None
+            finally:
+                for w in caught:
+                    if "Traceback" not in str(w.message) and "ERROR: " not in str(w.message):
+                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+    def _sync_error(self, exc: Exception, what: str) -> Exception:
+        """An exception from a sync env's reset/step as one EnvError (env index, location)."""
+        if isinstance(exc, EnvError):
+            return exc
+        index, frame_info = None, None
+        for frame, lineno in traceback.walk_tb(exc.__traceback__):
+            if frame.f_code.co_filename.endswith("sync_vector_env.py") and \
+                    isinstance(frame.f_locals.get("i"), int):
+                index = frame.f_locals["i"]
+            frame_info = (frame.f_code.co_filename, lineno, frame.f_code.co_name)
+        who = f"env '{self.env_id}'" + (f" index {index}" if index is not None else "")
+        where = f" (at {frame_info[0]}:{frame_info[1]} in {frame_info[2]})" if frame_info \
+            else ""
+        return EnvError(f"{who} raised {type(exc).__name__} in {what}(): {exc}{where}")
 
     def close(self) -> None:
         if self.asynchronous:
@@ -103,6 +160,12 @@ class GymVecEnv:
     def render_first(self) -> np.ndarray | None:
         """RGB frame of env 0 (sync backend with render_mode='rgb_array')."""
         return self.env.envs[0].render()
+
+
+def _workers(indices: list[int]) -> str:
+    if not indices:
+        return "a worker"
+    return ("worker " if len(indices) == 1 else "workers ") + ", ".join(map(str, indices))
 
 
 def _episodes_from_info(info: dict[str, Any]) -> list[Episode]:

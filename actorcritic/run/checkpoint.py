@@ -158,6 +158,11 @@ def load_model_partial(model: torch.nn.Module, ckpt: Checkpoint) -> tuple[list[s
     own = model.state_dict()
     loaded = [k for k in own if k in saved and saved[k].shape == own[k].shape]
     skipped = sorted(set(own) - set(loaded)) + sorted(set(saved) - set(own))
+    if not loaded:
+        raise CheckpointError(f"checkpoint {ckpt.path} is from a different model: none of its "
+                              f"{len(saved)} tensors matches this model by name and shape "
+                              f"(model: {', '.join(list(own)[:3])}, ...; checkpoint: "
+                              f"{', '.join(list(saved)[:3]) or 'no model tensors'})")
     own.update({k: saved[k] for k in loaded})
     model.load_state_dict(own)
     return loaded, skipped
@@ -177,9 +182,9 @@ class CheckpointDir:
 
     def save(self, name: str, tensors: dict[str, torch.Tensor], meta: dict) -> Path | None:
         """Save; on a disk error keep the previous file, report and return None."""
-        self.dir.mkdir(parents=True, exist_ok=True)
         target = self.path(name)
         try:
+            self.dir.mkdir(parents=True, exist_ok=True)
             save_checkpoint(target, tensors, meta)
         except OSError as exc:
             import sys
@@ -194,7 +199,10 @@ class CheckpointDir:
     def _prune(self) -> None:
         periodic = sorted(self.dir.glob(f"update_*{SUFFIX}"))
         for old in periodic[:-self.keep]:
-            old.unlink(missing_ok=True)
+            try:
+                old.unlink(missing_ok=True)
+            except OSError:  # not ours to remove (a directory, a read-only file): keep it
+                pass
 
     def latest(self) -> Path | None:
         """The checkpoint furthest into training (for resume)."""

@@ -75,10 +75,9 @@ class RunLogger:
         self._episodes = _open_csv(self._episodes_path, EPISODE_COLUMNS)
 
     def episode(self, env_steps: int, wall: float, ep: Episode, worker: int = 0) -> None:
-        self.tb.add_scalar("charts/episode_return", ep.ret, env_steps)
-        self.tb.add_scalar("charts/episode_length", ep.length, env_steps)
-        for key, value in ep.extras.items():
-            self.tb.add_scalar(f"charts/{key}", value, env_steps)
+        """One row per episode in episodes.csv; TensorBoard gets the interval's mean (the
+        session passes it to `scalars`), since one event per episode costs more than a
+        CartPole step."""
         self._episodes[1].writerow([env_steps, f"{wall:.3f}", ep.ret, ep.length, worker])
 
     def scalars(self, env_steps: int, wall: float, values: dict[str, float]) -> None:

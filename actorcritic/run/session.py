@@ -51,6 +51,10 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
         if not overwrite:
             raise RunDirError(f"run dir {run_dir} already exists; pass --overwrite to replace "
                               f"it or --resume {run_dir} to continue it")
+        if not (run_dir / "config.yaml").is_file():
+            raise RunDirError(f"run dir {run_dir} is not empty and is not a run (no "
+                              f"config.yaml); --overwrite only replaces run dirs, so choose "
+                              f"another --run-dir")
         import shutil
 
         for child in run_dir.iterdir():
@@ -67,6 +71,8 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
 
 def load_run_config(run_dir: Path) -> Config:
     path = Path(run_dir) / "config.yaml"
+    if not Path(run_dir).is_dir():
+        raise RunDirError(f"cannot resume {run_dir}: no such directory")
     if not path.is_file():
         raise RunDirError(f"cannot resume {run_dir}: it has no config.yaml (not a run dir?)")
     return config_from_dict(yaml.safe_load(path.read_text()) or {})
@@ -103,8 +109,10 @@ class RunSession:
         self.prior_wall = 0.0
         self.best_score: float | None = None
         self.last_eval: dict | None = None
+        self.eval_seconds = 0.0  # wall time spent in evaluations during training
         self.next_eval = cfg.run.eval_every
         self.stop_reason: str | None = None
+        self._pending: list[Episode] = []  # finished since the last log line
         self.stop_requested: str | None = None
         if resume is not None:
             c = resume.meta["counters"]
@@ -136,6 +144,7 @@ class RunSession:
         for ep in episodes:
             self.window.add(ep)
             self.logger.episode(self.env_steps, wall, ep, worker)
+        self._pending.extend(episodes)
 
     def update_sps(self) -> float:
         now = time.monotonic()
@@ -152,9 +161,13 @@ class RunSession:
         row.update({"charts/sps": sps, "charts/mean_return_100": self.window.mean,
                     "charts/median_return_100": self.window.median,
                     "charts/win_rate_100": self.window.win_rate})
-        if self.window.returns:
-            row["charts/episode_return"] = self.window.returns[-1]
-            row["charts/episode_length"] = self.window.lengths[-1]
+        if self._pending:  # the episodes that finished since the last log line
+            n = len(self._pending)
+            row["charts/episode_return"] = sum(e.ret for e in self._pending) / n
+            row["charts/episode_length"] = sum(e.length for e in self._pending) / n
+            for key in self._pending[-1].extras:
+                row[f"charts/{key}"] = sum(e.extras.get(key, 0.0) for e in self._pending) / n
+            self._pending.clear()
         self.logger.scalars(self.env_steps, self.wall_seconds, row)
         extra = "" if self.window.win_rate is None else f" win100={self.window.win_rate:.2f}"
         self.progress.update(self.env_steps, sps, self.window.mean, extra)
@@ -170,6 +183,9 @@ class RunSession:
         elif r.stop_mean_return is not None and len(self.window.returns) >= 10 and \
                 self.window.mean >= r.stop_mean_return:
             self.stop_reason = "stop_mean_return"
+        elif r.stop_eval_return is not None and self.last_eval is not None and \
+                self.last_eval["mean_return"] >= r.stop_eval_return:
+            self.stop_reason = "stop_eval_return"
         elif r.max_episodes and self.window.count >= r.max_episodes:
             self.stop_reason = "max_episodes"
         elif r.max_wall_seconds and self.wall_seconds >= r.max_wall_seconds:
@@ -251,6 +267,7 @@ class RunSession:
             "updates": self.updates,
             "episodes": self.window.count,
             "wall_seconds": round(wall, 3),
+            "eval_seconds": round(self.eval_seconds, 3),
             "sps": round(self.env_steps / wall, 1) if wall > 0 else 0.0,
             "mean_return_100": self.window.mean,
             "median_return_100": self.window.median,
