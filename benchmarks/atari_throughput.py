@@ -1,0 +1,283 @@
+"""A2C throughput on Pong, side by side in one process: ours, Stable-Baselines3, and the
+learner ceiling.
+
+Setting (the issue's bar): PongNoFrameskip-v4, Nature CNN, 16 envs x 5 steps, RMSprop
+(lr 7e-4, alpha 0.99, eps 1e-5), CPU.
+
+- ours: the A2C driver's per-update work (collect_rollout + rollout_loss + backward +
+  clip + RMSprop step) on the configured backend (envpool by default), in steady state;
+  and `train()` end to end (start-up, logging and checkpoints included).
+- sb3: stable_baselines3.A2C("CnnPolicy") on make_atari_env + VecFrameStack(4), same
+  hyperparameters (SB3's own DummyVecEnv of Gymnasium wrappers).
+- ceiling: our model and update with no environment at all: per update, num_steps act()
+  calls on synthetic observations plus the same update on a synthetic rollout.
+
+Measurements are interleaved over rounds and the median is reported, so a load change on
+a shared machine hits all three alike.
+
+    .venv/bin/python benchmarks/atari_throughput.py --seconds 20 --rounds 3
+
+Needs `pip install stable-baselines3` (the `bench` extra) for the SB3 row.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Passive OpenMP waiting: with busy-waiting threads, torch on a loaded (or oversubscribed)
+# machine can run 10x slower. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+
+from actorcritic.algos.a2c import clip_and_measure, make_optimizer, rollout_loss  # noqa: E402
+from actorcritic.algos.rollout import (  # noqa: E402
+    ActionAdapter,
+    Carry,
+    RolloutBuffer,
+    collect_rollout,
+)
+from actorcritic.config import load_config  # noqa: E402
+from actorcritic.envs import make_vector_env  # noqa: E402
+from actorcritic.models.actor_critic import ActorCritic  # noqa: E402
+
+ENV_ID = "PongNoFrameskip-v4"
+N_ENVS, N_STEPS = 16, 5
+HP = dict(lr=7e-4, gamma=0.99, ent_coef=0.01, vf_coef=0.25, max_grad_norm=0.5, eps=1e-5)
+
+
+def our_config(backend: str):
+    return load_config("pong-a2c-tuned", [
+        f"env.id={ENV_ID}", f"env.num_envs={N_ENVS}", f"env.backend={backend}",
+        f"algo.num_steps={N_STEPS}", "algo.optimizer=rmsprop", f"algo.lr={HP['lr']}",
+        "algo.lr_schedule=constant", "algo.rms_alpha=0.99", f"algo.optim_eps={HP['eps']}",
+        f"algo.ent_coef={HP['ent_coef']}", f"algo.vf_coef={HP['vf_coef']}",
+        f"algo.max_grad_norm={HP['max_grad_norm']}", "algo.gae_lambda=1.0",
+        "model.encoder=nature_cnn", "run.device=cpu", "run.eval_episodes=0"])
+
+
+def timed(step, seconds: float, steps_per_call: int, warmup: int = 3) -> tuple[float, float]:
+    """Call `step` for about `seconds` after `warmup` calls; return env steps per second of
+    wall time and per second of process CPU time (all threads). On a machine shared with
+    other jobs the CPU-time figure is the steadier one: it does not count time spent waiting
+    for a core."""
+    for _ in range(warmup):
+        step()
+    calls, start, cpu = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - start < seconds:
+        step()
+        calls += 1
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return calls * steps_per_call / wall, calls * steps_per_call / max(cpu, 1e-9)
+
+
+class Ours:
+    """The A2C driver's per-update work, exactly as run_a2c does it (minus logging)."""
+
+    def __init__(self, backend: str):
+        cfg = our_config(backend)
+        self.cfg = cfg
+        self.envs = make_vector_env(cfg.env, seed=1, mode="train")
+        self.model = ActorCritic(self.envs.single_observation_space,
+                                 self.envs.single_action_space, cfg.model)
+        self.opt = make_optimizer(self.model.parameters(), cfg.algo)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.buf = RolloutBuffer(N_STEPS, N_ENVS, self.envs.single_observation_space,
+                                 self.envs.single_action_space, torch.device("cpu"))
+        self.carry = Carry.start(self.envs.reset(seed=1), self.model, torch.device("cpu"))
+        self.to_env = ActionAdapter(self.envs.single_action_space)
+
+    def update(self) -> None:
+        collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env, True)
+        loss, _ = rollout_loss(self.model, self.buf, self.cfg.algo)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_and_measure(self.params, self.cfg.algo.max_grad_norm)
+        self.opt.step()
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+class OursGraphReuse(Ours):
+    """Prototype (not yet in the driver): act with autograd on and keep the graph, so the
+    update backpropagates through the acting forward passes instead of recomputing them.
+    Same parameters, same observations: the same loss and gradient, one forward less."""
+
+    def update(self) -> None:
+        from actorcritic.algos.losses import actor_critic_loss
+        from actorcritic.algos.returns import gae_advantages
+
+        buf, carry, model = self.buf, self.carry, self.model
+        state = tuple(s.detach() for s in carry.state)
+        logits, values = [], []
+        for t in range(N_STEPS):
+            buf.first[t] = carry.first
+            buf.valid[t] = ~carry.reset_next
+            params, value, state = model(carry.obs[None], carry.first[None], state)
+            with torch.no_grad():
+                action = model.policy.sample(params[0])
+            logits.append(params[0])
+            values.append(value[0])
+            buf.actions[t] = action
+            obs, reward, term, trunc, _ = self.envs.step(self.to_env(action))
+            buf.rewards[t] = torch.from_numpy(reward)
+            buf.terminated[t] = torch.from_numpy(term)
+            buf.truncated[t] = torch.from_numpy(trunc)
+            carry.first = carry.reset_next.clone()
+            carry.reset_next = ~carry.reset_next & torch.from_numpy(term | trunc)
+            carry.obs.copy_(torch.from_numpy(obs))
+        with torch.no_grad():
+            _, last, _ = model(carry.obs[None], carry.first[None], state)
+        carry.state = tuple(s.detach() for s in state)
+        params, values = torch.stack(logits), torch.stack(values)
+        logp, entropy = model.policy.log_prob_entropy(params, buf.actions)
+        all_values = torch.cat([values.detach(), last])
+        adv, ret = gae_advantages(buf.rewards, all_values, buf.terminated, buf.truncated,
+                                  self.cfg.algo.gamma, self.cfg.algo.gae_lambda)
+        loss, _ = actor_critic_loss(logp, entropy, values, adv, ret, buf.valid,
+                                    self.cfg.algo.vf_coef, self.cfg.algo.ent_coef)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_and_measure(self.params, self.cfg.algo.max_grad_norm)
+        self.opt.step()
+
+
+class Ceiling:
+    """Our model and update with no environment: synthetic observations and rollouts."""
+
+    def __init__(self, backend: str):
+        cfg = our_config(backend)
+        self.cfg = cfg
+        envs = make_vector_env(cfg.env, num_envs=1, seed=1, mode="train")
+        obs_space, act_space = envs.single_observation_space, envs.single_action_space
+        envs.close()
+        self.model = ActorCritic(obs_space, act_space, cfg.model)
+        self.opt = make_optimizer(self.model.parameters(), cfg.algo)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        buf = RolloutBuffer(N_STEPS, N_ENVS, obs_space, act_space, torch.device("cpu"))
+        g = torch.Generator().manual_seed(0)
+        buf.obs.copy_(torch.randint(0, 256, buf.obs.shape, generator=g, dtype=torch.uint8))
+        buf.actions.copy_(torch.randint(0, act_space.n, buf.actions.shape, generator=g))
+        buf.rewards.copy_(torch.randint(-1, 2, buf.rewards.shape, generator=g).float())
+        buf.valid.fill_(True)
+        self.buf = buf
+        self.first = torch.zeros(N_ENVS, dtype=torch.bool)
+
+    def update(self) -> None:
+        state = ()
+        for t in range(N_STEPS):
+            _, _, _, state = self.model.act(self.buf.obs[t], self.first, state)
+        loss, _ = rollout_loss(self.model, self.buf, self.cfg.algo)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_and_measure(self.params, self.cfg.algo.max_grad_norm)
+        self.opt.step()
+
+    def close(self) -> None:
+        pass
+
+
+class SB3:
+    """Stable-Baselines3 A2C with the same settings (its standard Atari pipeline)."""
+
+    def __init__(self):
+        import ale_py
+        import gymnasium as gym
+        from stable_baselines3 import A2C
+        from stable_baselines3.common.env_util import make_atari_env
+        from stable_baselines3.common.vec_env import VecFrameStack
+
+        gym.register_envs(ale_py)
+        self.env = VecFrameStack(make_atari_env(ENV_ID, n_envs=N_ENVS, seed=1), n_stack=4)
+        self.model = A2C("CnnPolicy", self.env, learning_rate=HP["lr"], n_steps=N_STEPS,
+                         gamma=HP["gamma"], ent_coef=HP["ent_coef"], vf_coef=HP["vf_coef"],
+                         max_grad_norm=HP["max_grad_norm"], rms_prop_eps=HP["eps"],
+                         use_rms_prop=True, device="cpu", seed=1, verbose=0)
+        self.model.learn(N_ENVS * N_STEPS)  # set up (reset, logger) outside the timing
+
+    def update(self) -> None:
+        self.model.learn(N_ENVS * N_STEPS * 4, reset_num_timesteps=False)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def train_end_to_end(backend: str, steps: int) -> float:
+    from actorcritic.train import train
+
+    cfg = our_config(backend)
+    cfg.run.total_steps = steps
+    cfg.run.log_every = 50
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = train(cfg, run_dir=f"{tmp}/run", quiet=True)
+    return float(summary["sps"])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=20.0, help="timing per row per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--backend", default="envpool", choices=("envpool", "ale_vector", "sync"))
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: cpu count)")
+    p.add_argument("--no-sb3", action="store_true")
+    p.add_argument("--no-train", action="store_true", help="skip the train() end-to-end row")
+    p.add_argument("--prototype", action="store_true",
+                   help="also time the act-graph-reuse prototype of the rollout")
+    args = p.parse_args()
+
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    rows = {"ours": Ours(args.backend), "ceiling": Ceiling(args.backend)}
+    if args.prototype:
+        rows["prototype: act-graph reuse"] = OursGraphReuse(args.backend)
+    if not args.no_sb3:
+        try:
+            rows["sb3"] = SB3()
+        except ImportError:
+            print("stable-baselines3 is not installed: pip install stable-baselines3")
+    per_call = {k: N_ENVS * N_STEPS for k in rows}
+    per_call["sb3"] = N_ENVS * N_STEPS * 4
+    wall: dict[str, list[float]] = {k: [] for k in rows}
+    cpu: dict[str, list[float]] = {k: [] for k in rows}
+    load = os.getloadavg()[0]
+    for r in range(args.rounds):
+        for name, bench in rows.items():
+            w, c = timed(bench.update, args.seconds, per_call[name], warmup=3 if r == 0 else 1)
+            wall[name].append(w)
+            cpu[name].append(c)
+        print(f"round {r + 1}: " + ", ".join(f"{k} {wall[k][-1]:.0f} ({cpu[k][-1]:.0f}/cpu-s)"
+                                              for k in rows), flush=True)
+    for bench in rows.values():
+        bench.close()
+    sps = {k: statistics.median(v) for k, v in wall.items()}
+    cps = {k: statistics.median(v) for k, v in cpu.items()}
+    if not args.no_train:
+        sps["ours: train() end to end"] = train_end_to_end(
+            args.backend, int(sps["ours"] * args.seconds * 2) // 80 * 80 + 80)
+
+    print(f"\nPong, Nature CNN, {N_ENVS} envs x {N_STEPS} steps, RMSprop, CPU: "
+          f"{os.cpu_count()} cores, torch threads {threads}, backend {args.backend}, "
+          f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end")
+    print(f"{'row':28s} {'steps/s':>8s} {'vs SB3':>7s} {'vs ceil':>8s} | {'steps/cpu-s':>11s} "
+          f"{'vs SB3':>7s} {'vs ceil':>8s}")
+    for name, v in sps.items():
+        line = f"{name:28s} {v:8.0f} {_ratio(v, sps.get('sb3')):>7s} " \
+               f"{v / sps['ceiling']:8.0%} |"
+        if name in cps:
+            c = cps[name]
+            line += f" {c:11.0f} {_ratio(c, cps.get('sb3')):>7s} {c / cps['ceiling']:8.0%}"
+        print(line)
+
+
+def _ratio(v: float, ref: float | None) -> str:
+    return f"{v / ref:.2f}x" if ref else "-"
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Atari envs: ids, wrapper semantics, the three backends, and a short training run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from actorcritic.config import EnvConfig, load_config
+from actorcritic.envs import is_atari, make_vector_env
+from actorcritic.envs.atari import atari_game, make_atari_env
+from actorcritic.errors import EnvError
+
+BACKENDS = ["sync", "envpool", "ale_vector"]
+
+
+@pytest.mark.parametrize("env_id,game", [
+    ("ALE/Pong-v5", "pong"), ("Pong-v5", "pong"), ("PongNoFrameskip-v4", "pong"),
+    ("SpaceInvadersNoFrameskip-v4", "space_invaders"), ("BreakoutDeterministic-v4", "breakout"),
+    ("KungFuMaster-v0", "kung_fu_master"), ("ALE/MontezumaRevenge-v5", "montezuma_revenge"),
+    ("HalfCheetah-v5", None), ("CartPole-v1", None), ("Humanoid-v5", None),
+    ("ALE/Pong-ram-v5", None), ("ALE/PongNoFrameskip-v4", None), ("Pong-v3", None),
+    ("gfootball/academy_empty_goal-v0", None), ("FooBar-v5", None),
+])
+def test_atari_ids(env_id, game):
+    assert atari_game(env_id) == game
+    assert is_atari(env_id) == (game is not None)
+
+
+def _play(envs, steps, actions=None, seed=0):
+    """Step `steps` times; return per-env rewards [steps, N], terminated, and episodes."""
+    rng = np.random.default_rng(seed)
+    n = envs.num_envs
+    envs.reset(seed=seed)
+    rewards, terms, episodes = [], [], []
+    for _ in range(steps):
+        a = rng.integers(0, envs.single_action_space.n, n) if actions is None else actions
+        obs, r, term, trunc, eps = envs.step(np.asarray(a))
+        rewards.append(r)
+        terms.append(term)
+        episodes.extend((len(rewards) - 1, e) for e in eps)
+    return obs, np.array(rewards), np.array(terms), episodes
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backends_agree_on_observations(backend):
+    cfg = EnvConfig(id="PongNoFrameskip-v4", backend=backend)
+    envs = make_vector_env(cfg, 2, seed=3, mode="train")
+    try:
+        assert envs.single_observation_space.shape == (4, 84, 84)
+        assert envs.single_observation_space.dtype == np.uint8
+        obs = envs.reset(seed=3)
+        assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
+        obs, r, term, trunc, _ = envs.step(np.zeros(2, dtype=np.int64))
+        assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
+        assert r.dtype == np.float32 and term.dtype == np.bool_ and trunc.dtype == np.bool_
+        assert 20 < obs.mean() < 200  # a real frame, not zeros
+    finally:
+        envs.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backends_agree_on_color_and_size(backend):
+    cfg = EnvConfig(id="ALE/Breakout-v5", backend=backend, grayscale=False, resize=[50, 40],
+                    frame_stack=2)
+    envs = make_vector_env(cfg, 1, seed=0, mode="eval")
+    try:
+        obs = envs.reset(seed=0)
+        assert envs.single_observation_space.shape == (6, 50, 40)
+        assert obs.shape == (1, 6, 50, 40) and obs.dtype == np.uint8
+        # channel-first RGB: the three channels of a frame differ (a colored game)
+        assert not np.array_equal(obs[0, 3], obs[0, 4])
+    finally:
+        envs.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_episode_stats_report_raw_score_over_all_lives(backend):
+    """Training rewards are clipped and lives end training episodes, but the reported
+    episode is the whole game on the raw score (SpaceInvaders: every hit is >= 5 points)."""
+    cfg = EnvConfig(id="SpaceInvadersNoFrameskip-v4", backend=backend)
+    envs = make_vector_env(cfg, 2, seed=1, mode="train")
+    try:
+        _, rewards, terms, episodes = _play(envs, 1200, seed=1)
+    finally:
+        envs.close()
+    assert set(np.unique(rewards)) <= {0.0, 1.0}
+    assert episodes, "no game finished"
+    t, ep = episodes[0]
+    clipped = rewards[: t + 1, ep.env_index].sum()
+    lives_lost = terms[: t + 1, ep.env_index].sum()
+    assert lives_lost >= 3  # 3 lives: each ended a training episode
+    assert clipped >= 1 and ep.ret >= 5 * clipped and ep.ret % 5 == 0
+    assert ep.length >= t - 5  # the whole game, not one life
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_eval_mode_is_the_raw_game(backend):
+    cfg = EnvConfig(id="SpaceInvadersNoFrameskip-v4", backend=backend)
+    envs = make_vector_env(cfg, 1, seed=2, mode="eval")
+    try:
+        _, rewards, terms, episodes = _play(envs, 1200, seed=2)
+    finally:
+        envs.close()
+    assert episodes
+    t, ep = episodes[0]
+    assert rewards.max() >= 5  # unclipped
+    assert terms[: t + 1, 0].sum() == 1  # only the game over ends the episode
+    assert ep.ret == pytest.approx(rewards[: t + 1, 0].sum())
+
+
+def test_fire_reset_starts_breakout():
+    """With NOOP only, Breakout never launches the ball unless FIRE is pressed at reset."""
+    lives = {}
+    for fire in (True, False):
+        cfg = EnvConfig(id="BreakoutNoFrameskip-v4", fire_reset=fire, noop_max=0)
+        env = make_atari_env(cfg, "breakout", train=True)
+        env.reset(seed=0)
+        lost = False
+        for _ in range(300):
+            _, _, term, trunc, _ = env.step(0)
+            if term:
+                lost = True
+                break
+        lives[fire] = (lost, env.unwrapped.ale.lives())
+        env.close()
+    assert lives[True] == (True, 4)
+    assert lives[False] == (False, 5)
+
+
+def test_episodic_life_ends_training_episode_not_the_game():
+    cfg = EnvConfig(id="BreakoutNoFrameskip-v4", noop_max=0)
+    env = make_atari_env(cfg, "breakout", train=True)
+    env.reset(seed=0)
+    for _ in range(300):
+        _, _, term, _, info = env.step(0)
+        if term:
+            break
+    assert term and "episode" not in info  # a life ended, the game did not
+    assert env.unwrapped.ale.lives() == 4
+    env.reset()
+    assert env.unwrapped.ale.lives() == 4  # the reset continued the same game
+    eval_env = make_atari_env(cfg, "breakout", train=False)
+    eval_env.reset(seed=0)
+    for _ in range(200):  # NOOP: the first ball is lost, then the game waits for FIRE
+        _, _, term, _, _ = eval_env.step(0)
+        assert not term
+    assert eval_env.unwrapped.ale.lives() == 4
+    env.close()
+    eval_env.close()
+
+
+def test_reward_clipping_only_in_training():
+    cfg = EnvConfig(id="SpaceInvadersNoFrameskip-v4")
+    seen = {}
+    for train in (True, False):
+        env = make_atari_env(cfg, "space_invaders", train=train)
+        env.reset(seed=0)
+        rng = np.random.default_rng(0)
+        seen[train] = {env.step(int(rng.integers(6)))[1] for _ in range(400)}
+        env.close()
+    assert seen[True] <= {0.0, 1.0} and 1.0 in seen[True]
+    assert max(seen[False]) >= 5
+
+
+def test_crop_resize_single_frame_and_errors():
+    cfg = load_config("kungfu-lstm-a2c").env
+    envs = make_vector_env(cfg, 1, seed=0, mode="train")
+    try:
+        assert envs.single_observation_space.shape == (1, 42, 42)
+        assert envs.reset(seed=0).shape == (1, 1, 42, 42)
+    finally:
+        envs.close()
+    cfg.backend = "envpool"
+    with pytest.raises(EnvError, match="env.crop"):
+        make_vector_env(cfg, 1, seed=0, mode="train")
+    with pytest.raises(EnvError, match="leaves nothing"):
+        make_vector_env(EnvConfig(id="ALE/Pong-v5", crop=[200, 20, 0, 0]), 1)
+
+
+def test_render_gives_rgb_frames():
+    cfg = EnvConfig(id="PongNoFrameskip-v4", backend="envpool")
+    envs = make_vector_env(cfg, 1, seed=0, mode="eval", render=True)
+    try:
+        envs.reset(seed=0)
+        envs.step(np.zeros(1, dtype=np.int64))
+        frame = envs.render_first()
+        assert frame.shape == (210, 160, 3) and frame.dtype == np.uint8
+    finally:
+        envs.close()
+
+
+def test_max_episode_steps_truncates_and_reports_the_episode():
+    cfg = EnvConfig(id="PongNoFrameskip-v4", max_episode_steps=50)
+    envs = make_vector_env(cfg, 1, seed=0, mode="eval")
+    try:
+        _, _, _, episodes = _play(envs, 60)
+    finally:
+        envs.close()
+    assert episodes and episodes[0][1].length == 50
+
+
+@pytest.mark.slow
+def test_short_atari_training_run(tmp_path):
+    from actorcritic.train import train
+
+    cfg = load_config("pong-a2c-tuned", [
+        "env.num_envs=4", "run.total_steps=2000", "run.eval_episodes=1",
+        "env.max_episode_steps=100", "run.log_every=5", "run.device=cpu",
+        "run.torch_threads=1"])
+    summary = train(cfg, run_dir=tmp_path / "run", quiet=True)
+    assert summary["status"] == "finished" and summary["env_steps"] >= 2000
+    assert summary["eval"]["episodes"] == 1
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    losses = [float(r["losses/total"]) for r in rows if r.get("losses/total")]
+    assert losses and all(math.isfinite(v) for v in losses)
