@@ -229,8 +229,9 @@ def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
             raise ConfigError(f"{key} must be a string, got {value!r}")
     elif tp is list or origin is list:
         if not isinstance(value, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise ConfigError(f"{key} must be a list of numbers, got {value!r}")
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+                and v not in (float("inf"), float("-inf")) for v in value):
+            raise ConfigError(f"{key} must be a list of finite numbers, got {value!r}")
     elif tp is dict or origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be a mapping, got {value!r}")
@@ -256,9 +257,9 @@ def _unknown_key(key: str) -> ConfigError:
     section = key.split(".")[0]
     if section in SECTIONS:
         names = [f.name for f in dataclasses.fields(SECTIONS[section])]
-        return ConfigError(f"unknown config key '{key}'{hint} Valid keys in '{section}': "
+        return ConfigError(f"unknown config key {key!r}{hint} Valid keys in {section!r}: "
                            f"{', '.join(names)}")
-    return ConfigError(f"unknown config section in '{key}'{hint} Valid sections: "
+    return ConfigError(f"unknown config section in {key!r}{hint} Valid sections: "
                        f"{', '.join(SECTIONS)}")
 
 
@@ -298,7 +299,7 @@ def config_from_dict(data: dict, name: str = "") -> Config:
 def parse_override(text: str) -> tuple[str, Any]:
     """`algo.lr=3e-4` -> ("algo.lr", 0.0003); the value is read as YAML."""
     if "=" not in text:
-        raise ConfigError(f"override '{text}' must look like section.key=value")
+        raise ConfigError(f"override {text!r} must look like section.key=value")
     key, raw = text.split("=", 1)
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""

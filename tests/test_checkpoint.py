@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from procs import children, running
 
 from actorcritic import train
 from actorcritic.errors import CheckpointError, ConfigError
@@ -136,27 +137,6 @@ def test_sigkill_during_save_leaves_a_loadable_checkpoint(tmp_path):
         assert ckpt.meta["counters"]["updates"] == int(value)
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_writes_final_checkpoint_and_leaves_no_child(tmp_path, sig):
     run_dir = tmp_path / "run"
@@ -171,8 +151,8 @@ def test_signal_writes_final_checkpoint_and_leaves_no_child(tmp_path, sig):
         assert proc.poll() is None, proc.communicate()
         assert time.time() < deadline
         time.sleep(0.2)
-    children = _children(proc.pid)
-    assert len(children) >= 2  # the async env workers
+    workers = children(proc.pid)
+    assert len(workers) >= 2  # the async env workers
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -180,6 +160,6 @@ def test_signal_writes_final_checkpoint_and_leaves_no_child(tmp_path, sig):
     ckpt = load_checkpoint(run_dir / "checkpoints" / "final.safetensors")
     assert ckpt.meta["counters"]["env_steps"] > 0
     time.sleep(0.5)
-    assert not [c for c in children if _alive(c)]
+    assert not [c for c in workers if running(c)]
     latest = CheckpointDir(run_dir).latest()
     assert latest is not None and latest.name == "final.safetensors"

@@ -30,6 +30,7 @@ def gae_advantages(rewards: torch.Tensor, values: torch.Tensor, terminated: torc
     return advantages, advantages + values[:-1]
 
 
+@np.errstate(over="ignore", invalid="ignore")  # overflow gives inf/NaN: the NaN guard names it
 def _discounted_backward(x: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
     """y[t] = x[t] + decay[t] * y[t+1] (y[T] = 0), over time-major [T, N] (no gradient).
 

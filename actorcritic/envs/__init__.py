@@ -53,7 +53,7 @@ def unknown_env(env_id: str) -> EnvError:
         names += envpool.list_all_envs()
     except ImportError:
         pass
-    close = difflib.get_close_matches(env_id, names, n=3)
+    close = difflib.get_close_matches(env_id, list(dict.fromkeys(names)), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return EnvError(f"unknown env id '{env_id}'{hint} (set env.id to a registered Gymnasium "
                     f"or EnvPool id)")

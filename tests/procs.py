@@ -1,0 +1,33 @@
+"""Process helpers for fault tests: which children a process has, and whether they live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def children(pid: int) -> set[int]:
+    """Child processes of `pid` (zombies included), read from /proc."""
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.add(int(entry.name))
+    return out
+
+
+def exists(pid: int) -> bool:
+    """A process with this pid exists (running or zombie)."""
+    return Path(f"/proc/{pid}").exists()
+
+
+def running(pid: int) -> bool:
+    """A process with this pid exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
