@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from actorcritic.errors import NonFiniteError, UserError
+from actorcritic.errors import RunFailure, UserError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"actorcritic: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except NonFiniteError as exc:
+    except RunFailure as exc:
         print(f"actorcritic: error: {exc} (the last good checkpoint was written)",
               file=sys.stderr)
         return exc.exit_code

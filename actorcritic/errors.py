@@ -23,7 +23,23 @@ class RunDirError(UserError):
     """A run directory that exists already, is missing, or cannot be written."""
 
 
-class NonFiniteError(RuntimeError):
+class RunFailure(RuntimeError):
+    """Training could not go on (not the user's input): the CLI prints one line, the run
+    dir keeps its last good checkpoint and a summary with status "failed"."""
+
+    exit_code = 4
+    stop_reason = "failure"
+
+
+class NonFiniteError(RunFailure):
     """A NaN or infinity appeared in training; the message says where."""
 
     exit_code = 3
+    stop_reason = "non-finite"
+
+
+class WorkerFailure(RunFailure):
+    """Worker processes kept dying or hanging after the allowed restarts."""
+
+    exit_code = 4
+    stop_reason = "worker-failure"

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from actorcritic.config import Config, apply_overrides, load_config
-from actorcritic.errors import EnvError, NonFiniteError
+from actorcritic.errors import EnvError, NonFiniteError, RunFailure
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.run.checkpoint import (
     CheckpointDir,
@@ -169,8 +169,8 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
             run_impala(session, model, resume_ckpt)
         if session.stop_reason in ("SIGINT", "SIGTERM"):
             status = "interrupted"
-    except (NonFiniteError, EnvError) as exc:
-        session.stop_reason = "non-finite" if isinstance(exc, NonFiniteError) else "env-error"
+    except (RunFailure, EnvError) as exc:
+        session.stop_reason = exc.stop_reason if isinstance(exc, RunFailure) else "env-error"
         session.summary(None, status="failed")
         session.close()
         raise

@@ -1,0 +1,519 @@
+"""A3C: worker processes pushing gradients into one global model in shared memory.
+
+Each worker runs the same loop pieces as A2C (`collect_rollout`, `rollout_loss`) over its own
+small vector of envs: copy the global parameters into its local model, play `num_steps`
+(t_max) steps, compute the loss on the local model, hand its gradients to the global
+parameters and step the shared optimizer (`shared_optim`). Nothing waits for anything else.
+A rollout is always t_max steps per env and runs across episode ends (the returns stop at
+them), where the notebooks cut it at an episode end: same targets, fixed-size batches.
+
+The main process is the monitor. It never trains: it receives episodes, statistics and
+heartbeats from every child through one pipe per child, logs them to the session,
+restarts a child that died or stopped reporting (at most `run.max_worker_restarts` times),
+asks the evaluator process for evaluations, writes every checkpoint, and on any exit stops,
+joins and if needed kills every child it started.
+
+Global counters (env steps, updates, episodes) live in a shared int64 tensor with one row per
+worker (each row written by its worker only, so no lock) plus a row for the counts a resumed
+run starts from; their sum drives the learning-rate schedule in every worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+import traceback
+from collections import deque
+from multiprocessing.connection import wait as wait_connections
+
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+from actorcritic.algos.a2c import clip_and_measure, lr_at, rollout_loss
+from actorcritic.algos.shared_optim import make_shared_optimizer
+from actorcritic.errors import NonFiniteError, UserError, WorkerFailure
+
+STEPS, UPDATES, EPISODES = 0, 1, 2  # columns of the shared counters
+JOIN_GRACE = 5.0                    # seconds children get to stop before SIGTERM, then SIGKILL
+STARTUP_GRACE = 120.0               # seconds a new child may take to report (spawn imports torch)
+
+
+# ---------------------------------------------------------------- the update (one worker)
+
+def pull_params(local: nn.Module, global_model: nn.Module) -> None:
+    """Copy the global parameters and buffers into the local model."""
+    with torch.no_grad():
+        for lp, gp in zip(local.parameters(), global_model.parameters(), strict=True):
+            lp.copy_(gp)
+        for lb, gb in zip(local.buffers(), global_model.buffers(), strict=True):
+            lb.copy_(gb)
+
+
+def push_grads(local_params: list[torch.Tensor], global_params: list[torch.Tensor]) -> None:
+    """Give every global parameter this update's local gradient.
+
+    Assigned on every update. Public A3C code often does `if global.grad is not None:
+    return` here, which only works while the local grad tensor is reused in place; with
+    `zero_grad(set_to_none=True)` each backward makes new tensors, so that shortcut leaves
+    the global parameters with the first update's gradients forever. The gradient is private
+    to this process (a process-local attribute of its handle on the shared parameter).
+    """
+    for lp, gp in zip(local_params, global_params, strict=True):
+        gp.grad = lp.grad
+
+
+def a3c_update(local: nn.Module, global_params: list[torch.Tensor], optimizer, loss: torch.Tensor,
+               stats: dict, max_grad_norm: float, nan_guard: bool = True,
+               update: int = 0) -> None:
+    """Backward on the local model, clip, check, push the grads and step the shared optimizer."""
+    local_params = list(local.parameters())
+    local.zero_grad(set_to_none=True)
+    loss.backward()
+    stats["diag/grad_norm"] = clip_and_measure(local_params, max_grad_norm)
+    if nan_guard:
+        from actorcritic.train import guard_update
+
+        guard_update(local, loss, stats, update)
+    push_grads(local_params, global_params)
+    optimizer.step()
+
+
+# ---------------------------------------------------------------- child processes
+
+def _child_setup(name: str, seed: int | None) -> None:
+    # The main process decides what a Ctrl-C means (it also reaches the children, who share
+    # the terminal's process group); SIGTERM keeps its default so terminate() works.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _set_process_name(name)
+    torch.set_num_threads(1)
+    if seed is not None:
+        torch.manual_seed(seed)
+
+
+def _set_process_name(name: str) -> None:
+    """Name the OS process (shown by ps/top, and how tests find a worker): Linux only."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
+def _report_error(conn, who: str, exc: BaseException) -> None:
+    payload = exc if isinstance(exc, (UserError, NonFiniteError)) else None
+    try:
+        conn.send(("error", f"{who}: {type(exc).__name__}: {exc}", payload,
+                   traceback.format_exc()))
+    except Exception:  # the pipe may be gone; the exit code still tells the main process
+        pass
+
+
+def worker_main(wid: int, cfg, global_model: nn.Module, optimizer, counters: torch.Tensor,
+                stop, conn, seed: int, parent_pid: int) -> None:
+    """Entry point of worker process `wid` (spawned; everything arrives pickled)."""
+    _child_setup(f"a3c-worker-{wid}", seed)
+    try:
+        _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_pid)
+    except BaseException as exc:
+        _report_error(conn, f"worker {wid}", exc)
+        raise SystemExit(1) from None
+    finally:
+        conn.close()
+
+
+def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_pid) -> None:
+    from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
+    from actorcritic.envs import make_vector_env
+    from actorcritic.models.actor_critic import ActorCritic
+
+    global_params = [p for g in optimizer.param_groups for p in g["params"]]
+    if any(a is not b for a, b in zip(global_params, global_model.parameters(), strict=True)):
+        raise RuntimeError("the shared optimizer does not hold the global model's parameters")
+    cpu = torch.device("cpu")
+    envs = make_vector_env(cfg.env, seed=seed, mode="train")
+    try:
+        local = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.model)
+        pull_params(local, global_model)
+        buf = RolloutBuffer(cfg.algo.num_steps, envs.num_envs, envs.single_observation_space,
+                            envs.single_action_space, cpu)
+        to_env = ActionAdapter(envs.single_action_space)
+        carry = Carry.start(envs.reset(seed=seed), local, cpu)
+        steps_per_update = cfg.algo.num_steps * envs.num_envs
+        row = counters[wid]
+        conn.send(("ready",))
+        n = 0
+        while not stop.is_set() and os.getppid() == parent_pid:
+            pull_params(local, global_model)
+            totals = counters.sum(0)
+            lr = lr_at(cfg.algo, int(totals[STEPS]), cfg.run.total_steps, int(totals[EPISODES]))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            episodes = collect_rollout(envs, local, buf, carry, to_env, cfg.run.nan_guard)
+            loss, stats = rollout_loss(local, buf, cfg.algo)
+            a3c_update(local, global_params, optimizer, loss, stats, cfg.algo.max_grad_norm,
+                       cfg.run.nan_guard, n)
+            # optimizer steps of other workers between this worker's copy and its step
+            lag = int(counters[:, UPDATES].sum() - totals[UPDATES])
+            row[STEPS] += steps_per_update
+            row[UPDATES] += 1
+            row[EPISODES] += len(episodes)
+            n += 1
+            out = None
+            if n % cfg.run.log_every == 0:
+                out = {k: float(v) for k, v in stats.items()}
+                out.update({"charts/lr": lr, "diag/policy_lag": lag})
+            conn.send(("update", episodes, out))
+    finally:
+        envs.close()
+
+
+def evaluator_main(cfg, global_model: nn.Module, conn, parent_pid: int) -> None:
+    """Entry point of the evaluator: on request, snapshot the global model and play it."""
+    import copy
+
+    from actorcritic.run.evaluate import evaluate_policy
+
+    _child_setup("a3c-evaluator", None)
+    try:
+        local = copy.deepcopy(global_model)  # private tensors, not shared
+        conn.send(("ready",))
+        while os.getppid() == parent_pid:
+            if not conn.poll(1.0):
+                conn.send(("heartbeat",))
+                continue
+            msg = conn.recv()
+            if msg[0] == "stop":
+                break
+            _, env_steps, seed = msg
+            pull_params(local, global_model)
+            snapshot = {k: v.detach().numpy().copy() for k, v in local.state_dict().items()}
+            result = evaluate_policy(local, cfg.env, cfg.run.eval_during_episodes,
+                                     greedy=cfg.run.eval_greedy, seed=seed)
+            conn.send(("eval", env_steps, result, snapshot))
+    except (EOFError, BrokenPipeError):
+        pass  # the main process went away
+    except BaseException as exc:
+        _report_error(conn, "evaluator", exc)
+        raise SystemExit(1) from None
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- the pool of children
+
+class _Child:
+    def __init__(self, name: str, index: int):
+        self.name, self.index = name, index
+        self.proc = None
+        self.conn = None
+        self.last_seen = 0.0
+        self.incarnation = -1
+        self.error: str | None = None
+        self.busy = False          # evaluator: an evaluation is in flight
+        self.reported = False      # past start-up: sent something besides "ready"
+        self.sps_mark = (0.0, 0)   # workers: (time, steps) at the last log
+        self.returns: deque[float] = deque(maxlen=20)  # workers: their last episode returns
+
+
+class ChildPool:
+    """Starts, watches, restarts and reaps the worker processes and the evaluator."""
+
+    def __init__(self, session, model: nn.Module, optimizer, counters: torch.Tensor):
+        self.session, self.cfg = session, session.cfg
+        self.model, self.optimizer, self.counters = model, optimizer, counters
+        self.ctx = mp.get_context("spawn")
+        self.stop = self.ctx.Event()
+        self.restarts = 0
+        self.stopped = False
+        self.base_seed = self.cfg.run.seed + session.updates
+        self.workers = [_Child(f"worker {i}", i) for i in range(self.cfg.algo.num_workers)]
+        self.evaluator = _Child("evaluator", -1) if self.cfg.run.eval_every else None
+
+    @property
+    def children(self) -> list[_Child]:
+        return self.workers + ([self.evaluator] if self.evaluator else [])
+
+    def start_all(self) -> None:
+        for child in self.children:
+            self._start(child)
+
+    def _start(self, child: _Child) -> None:
+        child.incarnation += 1
+        child.error, child.busy, child.reported = None, False, False
+        if child is self.evaluator:
+            conn, child_conn = self.ctx.Pipe(duplex=True)
+            target = evaluator_main
+            args = (self.cfg, self.model, child_conn, os.getpid())
+        else:
+            conn, child_conn = self.ctx.Pipe(duplex=False)
+            seed = self.base_seed + 1000 * (child.index + 1) + 100_000 * child.incarnation
+            target = worker_main
+            args = (child.index, self.cfg, self.model, self.optimizer, self.counters,
+                    self.stop, child_conn, seed, os.getpid())
+        proc = self.ctx.Process(target=target, args=args, name=f"a3c-{child.name}")
+        with _sigint_ignored():  # a child starts with SIGINT ignored, before Python runs
+            proc.start()
+        child_conn.close()  # so a dead child's pipe reads as EOF here
+        child.proc, child.conn, child.last_seen = proc, conn, time.monotonic()
+        child.sps_mark = (time.monotonic(), int(self.counters[child.index, STEPS])) \
+            if child.index >= 0 else (0.0, 0)
+
+    # ------------------------------------------------------------ messages
+
+    def poll(self, timeout: float) -> list[tuple[_Child, tuple]]:
+        """Messages that arrived within `timeout` seconds, with the child that sent each."""
+        by_conn = {c.conn: c for c in self.children if c.conn is not None}
+        out = []
+        for conn in wait_connections(list(by_conn), timeout=timeout):
+            child = by_conn[conn]
+            try:
+                while conn.poll():
+                    msg = conn.recv()
+                    out.append((child, msg))
+                    # the first rollout (first backward) still counts as start-up time
+                    child.reported = child.reported or msg[0] != "ready"
+            except (EOFError, OSError):
+                conn.close()  # the child is gone; check_health sees its exit code
+                child.conn = None
+            except Exception as exc:  # a message cut off by a killed child
+                child.error = f"unreadable message ({type(exc).__name__})"
+                conn.close()
+                child.conn = None
+            child.last_seen = time.monotonic()
+        return out
+
+    # ------------------------------------------------------------ faults
+
+    def check_health(self) -> None:
+        """Restart a child that died or went silent; fail once restarts are used up."""
+        now, timeout = time.monotonic(), self.cfg.run.worker_timeout
+        for child in self.children:
+            if child.proc is None:
+                continue
+            code = child.proc.exitcode
+            limit = timeout if child.reported else max(timeout, STARTUP_GRACE)
+            silent = now - child.last_seen > limit
+            if child is self.evaluator and child.busy:
+                silent = False  # a long evaluation is not a hang
+            if code is None and not silent:
+                continue
+            if code is not None:
+                self._read_last_error(child)
+            reason = f"exited with code {code}" if code is not None else \
+                f"sent no heartbeat for {limit:g}s (run.worker_timeout={timeout:g})"
+            if child.error:
+                reason += f" ({child.error})"
+            self._reap(child)
+            most = self.cfg.run.max_worker_restarts
+            if self.restarts >= most:
+                raise WorkerFailure(f"A3C {child.name} {reason}; the restart limit "
+                                    f"run.max_worker_restarts={most} is used up, so the run "
+                                    f"stops (a final checkpoint is written)")
+            self.restarts += 1
+            self.session.progress.message(f"A3C {child.name} {reason}: restarting it from the "
+                                          f"global model ({self.restarts}/{most} restarts)")
+            self._release_orphaned_lock()
+            self._start(child)
+
+    def _read_last_error(self, child: _Child) -> None:
+        """A child that died may have said why just before: read what is left in its pipe."""
+        conn = child.conn
+        try:
+            while conn is not None and conn.poll():
+                msg = conn.recv()
+                if msg[0] == "error":
+                    if msg[2] is not None:  # a user error or a NaN: restarting will not help
+                        raise msg[2]
+                    child.error = msg[1]
+        except (EOFError, OSError):
+            pass
+
+    def _release_orphaned_lock(self) -> None:
+        """A worker killed inside a locked optimizer step leaves the lock held: free it."""
+        lock = self.optimizer.lock
+        if lock is None:
+            return
+        if lock.acquire(timeout=2.0):  # a live worker holds it for milliseconds at most
+            lock.release()
+        else:
+            lock.release()
+
+    def _reap(self, child: _Child, grace: float = 0.0) -> None:
+        proc = child.proc
+        if proc.exitcode is None and grace > 0:
+            proc.join(grace)
+        if proc.exitcode is None:
+            proc.terminate()
+            proc.join(2.0)
+        if proc.exitcode is None:
+            proc.kill()
+            proc.join()
+        proc.close()
+        child.proc = None
+        if child.conn is not None:
+            child.conn.close()
+            child.conn = None
+
+    # ------------------------------------------------------------ evaluation
+
+    def request_eval(self, env_steps: int, seed: int) -> bool:
+        ev = self.evaluator
+        if ev is None or ev.busy or ev.conn is None:
+            return False
+        try:
+            ev.conn.send(("eval", env_steps, seed))
+        except (BrokenPipeError, OSError):
+            return False
+        ev.busy = True
+        return True
+
+    # ------------------------------------------------------------ per-worker speed
+
+    def worker_stats(self) -> dict[str, float]:
+        """Per worker: env steps per second since the last call, mean of its last returns."""
+        now, out = time.monotonic(), {}
+        for w in self.workers:
+            steps = int(self.counters[w.index, STEPS])
+            t0, s0 = w.sps_mark
+            if now > t0:
+                out[f"workers/{w.index}/sps"] = (steps - s0) / (now - t0)
+            w.sps_mark = (now, steps)
+            if w.returns:
+                out[f"workers/{w.index}/mean_return_20"] = sum(w.returns) / len(w.returns)
+        return out
+
+    # ------------------------------------------------------------ the end
+
+    def shutdown(self) -> None:
+        """Stop every child: ask, wait up to JOIN_GRACE seconds (draining their pipes so no
+        one blocks on a send), then SIGTERM and SIGKILL. Safe to call twice."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.stop.set()
+        if self.evaluator and self.evaluator.conn is not None:
+            with contextlib.suppress(OSError):
+                self.evaluator.conn.send(("stop",))
+        started = [c for c in self.children if c.proc is not None]
+        deadline = time.monotonic() + JOIN_GRACE
+        while time.monotonic() < deadline and any(c.proc.exitcode is None for c in started):
+            self.poll(0.05)
+        for child in started:
+            self._reap(child)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+# ---------------------------------------------------------------- the A3C driver
+
+def run_a3c(session, model: nn.Module, resume=None) -> None:
+    """Asynchronous advantage actor-critic: `algo.num_workers` workers, one global model."""
+    from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
+    from actorcritic.train import model_tensors
+
+    cfg = session.cfg
+    if session.device.type != "cpu":
+        session.progress.message("A3C trains on the CPU (workers share CPU memory); "
+                                 f"ignoring run.device={cfg.run.device}")
+        session.device = torch.device("cpu")
+    model.to("cpu")
+    model.share_memory()
+    ctx = mp.get_context("spawn")
+    lock = ctx.Lock() if cfg.algo.shared_lock else None
+    optimizer = make_shared_optimizer(model.parameters(), cfg.algo, lock)
+    if resume is not None:
+        load_optimizer(optimizer, resume)  # shared again by SharedAdam/SharedRMSprop
+    W = cfg.algo.num_workers
+    counters = torch.zeros(W + 1, 3, dtype=torch.int64)
+    counters[W] = torch.tensor([session.env_steps, session.updates, session.window.count])
+    counters.share_memory_()
+    pool = ChildPool(session, model, optimizer, counters)
+    guard = lock if lock is not None else contextlib.nullcontext()
+
+    def checkpoint(name: str, snapshot: dict | None = None) -> None:
+        with guard:  # with a lock, no step changes the tensors while they are copied
+            if snapshot is not None:
+                tensors = {f"model.{k}": torch.from_numpy(v) for k, v in snapshot.items()}
+            else:
+                tensors = {k: v.clone() for k, v in model_tensors(model).items()}
+            opt_tensors, opt_meta = optimizer_tensors(optimizer)
+            tensors.update({k: v.clone() for k, v in opt_tensors.items()})
+        session.save(name, tensors, {"optimizer": opt_meta, "algo": "a3c",
+                                     "worker_restarts": pool.restarts})
+
+    session.checkpoint = checkpoint
+    try:
+        pool.start_all()
+        _monitor(session, pool, counters, checkpoint)
+    except (WorkerFailure, NonFiniteError):
+        pool.shutdown()
+        _sync_counters(session, counters)
+        checkpoint("final")
+        raise
+    finally:
+        pool.shutdown()
+    _sync_counters(session, counters)
+    checkpoint("final")
+
+
+def _sync_counters(session, counters: torch.Tensor) -> None:
+    totals = counters.sum(0)
+    session.env_steps, session.updates = int(totals[STEPS]), int(totals[UPDATES])
+
+
+def _monitor(session, pool: ChildPool, counters: torch.Tensor, checkpoint) -> None:
+    cfg = session.cfg
+    every = cfg.run.checkpoint_every
+    next_ckpt = (session.updates // every + 1) * every if every else None
+    while not session.should_stop():
+        for child, msg in pool.poll(0.25):
+            kind = msg[0]
+            if kind == "update":
+                _sync_counters(session, counters)
+                _, episodes, stats = msg
+                session.record_episodes(episodes, worker=child.index)
+                child.returns.extend(ep.ret for ep in episodes)
+                if stats is not None:
+                    stats.update(pool.worker_stats())
+                    session.log(stats)
+                    if session.improved():
+                        checkpoint("best")
+            elif kind == "eval":
+                _, steps, result, snapshot = msg
+                pool.evaluator.busy = False
+                session.last_eval = result
+                session.logger.scalars(steps, session.wall_seconds,
+                                       {"eval/mean_return": result["mean_return"]})
+                session.progress.message(f"eval at {steps} steps: mean return "
+                                         f"{result['mean_return']:.1f}")
+                if session.improved():
+                    checkpoint("best", snapshot)
+            elif kind == "error":
+                _, text, exc, _tb = msg
+                if exc is not None:  # a user error or a NaN: restarting will not help
+                    raise exc
+                child.error = text
+        _sync_counters(session, counters)
+        pool.check_health()
+        if next_ckpt is not None and session.updates >= next_ckpt:
+            checkpoint(f"update_{session.updates:08d}")
+            while next_ckpt <= session.updates:
+                next_ckpt += every
+        if session.eval_due():
+            pool.request_eval(session.env_steps, cfg.run.seed + 50_000 + session.updates)

@@ -1,0 +1,276 @@
+"""A3C: the gradient hand-over, learning CartPole with 2 worker processes, and faults (a killed
+worker, a hung worker past the restart limit, Ctrl-C) with real processes via the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from actorcritic.algos.a3c import a3c_update, pull_params
+from actorcritic.algos.shared_optim import SharedAdam
+from actorcritic.config import load_config
+from actorcritic.run.checkpoint import load_checkpoint, load_model_exact
+
+CLI = [str(Path(sys.executable).parent / "actorcritic")]
+if not Path(CLI[0]).exists():
+    CLI = [sys.executable, "-m", "actorcritic.cli"]
+
+
+# ---------------------------------------------------------------- the update, in one process
+
+def test_every_update_hands_its_own_gradients_to_the_global_model():
+    """Global model + SharedAdam driven through a local copy must track a plain model + plain
+    Adam exactly, update after update (the public-code bug keeps the first update's grads)."""
+    from actorcritic.models.actor_critic import ActorCritic
+
+    cfg = load_config("cartpole-a3c")
+    import gymnasium as gym
+
+    obs_space = gym.spaces.Box(-1.0, 1.0, (4,))
+    act_space = gym.spaces.Discrete(2)
+    torch.manual_seed(0)
+    global_model = ActorCritic(obs_space, act_space, cfg.model)
+    global_model.share_memory()
+    local = ActorCritic(obs_space, act_space, cfg.model)
+    reference = ActorCritic(obs_space, act_space, cfg.model)
+    reference.load_state_dict(global_model.state_dict())
+    shared_opt = SharedAdam(global_model.parameters(), lr=1e-2)
+    plain_opt = torch.optim.Adam(reference.parameters(), lr=1e-2)
+    global_params = list(global_model.parameters())
+
+    def loss_of(model, k):
+        g = torch.Generator().manual_seed(k)
+        obs = torch.randn(5, 3, 4, generator=g)
+        params, values, _ = model(obs, torch.zeros(5, 3, dtype=torch.bool), ())
+        return params.pow(2).mean() + (values - k).pow(2).mean()
+
+    for k in range(4):
+        pull_params(local, global_model)
+        a3c_update(local, global_params, shared_opt, loss_of(local, k), {}, max_grad_norm=0.5)
+        for lp, gp in zip(local.parameters(), global_params, strict=True):
+            assert gp.grad is lp.grad  # this update's gradient, not a stale one
+        plain_opt.zero_grad(set_to_none=True)
+        loss_of(reference, k).backward()
+        torch.nn.utils.clip_grad_norm_(list(reference.parameters()), 0.5)
+        plain_opt.step()
+        for gp, rp in zip(global_params, reference.parameters(), strict=True):
+            assert torch.equal(gp, rp), f"global model diverged from plain Adam at update {k}"
+
+
+# ---------------------------------------------------------------- learning
+
+@pytest.mark.slow
+def test_cartpole_a3c_two_workers_solves(tmp_path):
+    from actorcritic.train import train
+
+    summary = train("cartpole-a3c", tmp_path / "run", quiet=True,
+                    overrides=["run.stop_mean_return=490"])
+    assert summary["status"] == "finished"
+    assert summary["env_steps"] <= 320_000  # the budget, plus updates in flight at the stop
+    assert summary["eval"]["episodes"] == 20
+    assert summary["eval"]["mean_return"] >= 475, summary
+    run = tmp_path / "run"
+    with open(run / "episodes.csv") as fh:
+        workers = {row["worker"] for row in csv.DictReader(fh)}
+    assert workers == {"0", "1"}
+    final = load_checkpoint(run / "checkpoints" / "final.safetensors")
+    assert final.meta["algo"] == "a3c"
+    assert final.meta["counters"]["env_steps"] == summary["env_steps"]
+    assert any(k.startswith("optim.") and k.endswith(".step") for k in final.tensors)
+    assert (run / "checkpoints" / "best.safetensors").is_file()
+    tags = _tensorboard_tags(run / "tb")
+    assert {"workers/0/sps", "workers/1/sps", "workers/0/mean_return_20", "charts/sps",
+            "losses/total", "diag/policy_lag", "charts/lr"} <= tags
+    if summary["env_steps"] >= 50_000:  # the evaluator process reported during training
+        assert "eval/mean_return" in tags
+
+
+def _tensorboard_tags(tb_dir: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_dir))
+    acc.Reload()
+    return set(acc.Tags()["scalars"])
+
+
+# ---------------------------------------------------------------- processes
+
+def _proc_stat(pid: int) -> tuple[str, str, int, int] | None:
+    """(comm, state, ppid, starttime) of a live process, or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = text[text.index("(") + 1:text.rindex(")")]
+    fields = text[text.rindex(")") + 2:].split()
+    return comm, fields[0], int(fields[1]), int(fields[19])
+
+
+def _children(ppid: int) -> dict[int, tuple[str, int]]:
+    """pid -> (comm, starttime) of the live children of ppid."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _proc_stat(int(entry))
+            if st and st[2] == ppid and st[1] != "Z":
+                out[int(entry)] = (st[0], st[3])
+    return out
+
+
+def _alive(pid: int, starttime: int) -> bool:
+    st = _proc_stat(pid)
+    return st is not None and st[3] == starttime and st[1] not in ("Z", "X")
+
+
+def _wait_for(predicate, timeout: float, what: str, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"run exited ({proc.returncode}) while waiting for {what}:\n"
+                                 f"{out}\n{err}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _worker(ppid: int, i: int) -> int | None:
+    return next((pid for pid, (comm, _) in _children(ppid).items()
+                 if comm == f"a3c-worker-{i}"), None)
+
+
+def _episode_rows(run: Path) -> list[dict]:
+    try:
+        with open(run / "episodes.csv") as fh:
+            return list(csv.DictReader(fh))
+    except OSError:
+        return []
+
+
+def _start(run: Path, *sets: str, quiet: bool = True) -> subprocess.Popen:
+    args = CLI + ["train", "cartpole-a3c", "--run-dir", str(run),
+                  "--set", "env.num_envs=4", "--set", "run.eval_episodes=0"]
+    for s in sets:
+        args += ["--set", s]
+    if quiet:
+        args.append("--quiet")
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _assert_no_survivors(children: dict[int, tuple[str, int]]) -> None:
+    _wait_for(lambda: not any(_alive(pid, t) for pid, (_, t) in children.items()), 15,
+              "every child of the run to be gone")
+
+
+@pytest.mark.slow
+def test_killed_worker_is_restarted_and_training_finishes(tmp_path):
+    run = tmp_path / "run"
+    proc = _start(run, "run.total_steps=100000", "run.eval_every=0")
+    try:
+        _wait_for(lambda: len(_episode_rows(run)) > 5, 120, "first episodes", proc)
+        victim = _worker(proc.pid, 0)
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        killed_at = len(_episode_rows(run))
+        # a new worker 0 appears and its episodes arrive after the kill
+        _wait_for(lambda: (_worker(proc.pid, 0) or victim) != victim, 60, "a new worker 0",
+                  proc)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["stop_reason"] == "total_steps"
+    final = load_checkpoint(run / "checkpoints" / "final.safetensors")
+    assert final.meta["worker_restarts"] == 1
+    after = _episode_rows(run)[killed_at:]
+    assert any(r["worker"] == "0" for r in after), "the restarted worker 0 never reported"
+
+
+@pytest.mark.slow
+def test_hung_worker_past_restart_limit_fails_cleanly(tmp_path):
+    run = tmp_path / "run"
+    proc = _start(run, "run.total_steps=10000000", "run.eval_every=0",
+                  "run.worker_timeout=8", "run.max_worker_restarts=0")
+    children = {}
+    try:
+        _wait_for(lambda: len(_episode_rows(run)) > 5, 120, "first episodes", proc)
+        children = _children(proc.pid)
+        os.kill(_worker(proc.pid, 1), signal.SIGSTOP)  # alive but silent
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 4, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("actorcritic: error: "), err
+    assert "worker 1 sent no heartbeat" in err and "max_worker_restarts=0" in err, err
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+    final = load_checkpoint(run / "checkpoints" / "final.safetensors")
+    assert final.meta["counters"]["env_steps"] > 0
+    _assert_no_survivors(children)
+
+
+@pytest.mark.slow
+def test_ctrl_c_writes_final_checkpoint_and_leaves_no_child(tmp_path):
+    run = tmp_path / "run"
+    proc = _start(run, "run.total_steps=10000000", "run.eval_every=20000")
+    children = {}
+    try:
+        _wait_for(lambda: len(_episode_rows(run)) > 5, 120, "first episodes", proc)
+        _wait_for(lambda: "a3c-evaluator" in {comm for comm, _ in _children(proc.pid).values()},
+                  60, "the evaluator", proc)
+        children = _children(proc.pid)
+        assert {"a3c-worker-0", "a3c-worker-1"} <= {comm for comm, _ in children.values()}
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["stop_reason"] == "SIGINT"
+    final = load_checkpoint(run / "checkpoints" / "final.safetensors")
+    assert final.meta["counters"]["env_steps"] == summary["env_steps"] > 0
+    from actorcritic.config import config_from_dict
+    from actorcritic.train import build_model, spaces_for
+
+    cfg = config_from_dict(final.meta["config"])
+    model = build_model(cfg, *spaces_for(cfg))
+    load_model_exact(model, final)
+    _assert_no_survivors(children)
+
+    # resume: model, shared optimizer state and counters carry on from the final checkpoint
+    from actorcritic.train import train
+
+    steps, updates = summary["env_steps"], summary["updates"]
+    old_step = _optimizer_step(final)
+    resumed = train(resume=run, quiet=True,
+                    overrides=[f"run.total_steps={steps + 3000}", "run.eval_every=0"])
+    assert resumed["status"] == "finished" and resumed["env_steps"] >= steps + 3000
+    assert resumed["episodes"] > summary["episodes"]
+    again = load_checkpoint(run / "checkpoints" / "final.safetensors")
+    new_updates = again.meta["counters"]["updates"]
+    assert new_updates > updates
+    # Hogwild steps may (rarely) lose an increment of the shared step count, never add one
+    assert old_step < _optimizer_step(again) <= old_step + (new_updates - updates)
+
+
+def _optimizer_step(ckpt) -> float:
+    return float(ckpt.tensors["optim.0.step"])
