@@ -86,7 +86,9 @@ def make_single_env(cfg: EnvConfig, render: bool = False) -> gym.Env:
 def resolve_backend(cfg: EnvConfig, mode: str) -> str:
     if mode == "train" or cfg.eval_backend != "auto":
         return cfg.backend if mode == "train" else cfg.eval_backend
-    if is_atari(cfg.id) or is_football(cfg.id):
+    if is_atari(cfg.id):
+        return "sync"  # the Gymnasium reference path: full games, sticky actions, video
+    if is_football(cfg.id):
         return cfg.backend
     return "sync" if _gym_known(cfg.id) else cfg.backend
 

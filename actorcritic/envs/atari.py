@@ -114,6 +114,9 @@ def make_atari_env(cfg: EnvConfig, game: str, train: bool = True,
     if render:
         kwargs["render_mode"] = "rgb_array"
     try:
+        import ale_py
+
+        gym.register_envs(ale_py)  # the ALE/ namespace exists only once ale_py registers it
         env = gym.make(f"ALE/{camel_name(game)}-v5", **kwargs)
     except (gym.error.Error, TypeError) as exc:
         raise EnvError(f"env '{cfg.id}' could not be made: {exc}") from None

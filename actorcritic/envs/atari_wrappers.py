@@ -89,7 +89,9 @@ class EpisodicLife(gym.Wrapper):
 
 
 class FireReset(gym.Wrapper):
-    """Press FIRE (then UP) after every reset, for games that wait for it to start."""
+    """Press FIRE (then UP) after every reset, for games that wait for it to start, and
+    FIRE after a lost life when lives do not end the episode (evaluation): a greedy
+    policy that never presses FIRE would otherwise wait until the game's time limit."""
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
@@ -97,7 +99,17 @@ class FireReset(gym.Wrapper):
             obs, _, terminated, truncated, info = self.env.step(action)
             if terminated or truncated:
                 obs, info = self.env.reset()
+        self.lives = self.env.unwrapped.ale.lives()
         return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        lives = self.env.unwrapped.ale.lives()
+        if 0 < lives < self.lives and not (terminated or truncated):
+            obs, extra, terminated, truncated, info = self.env.step(1)
+            reward += extra
+        self.lives = lives
+        return obs, reward, terminated, truncated, info
 
 
 def needs_fire(env: gym.Env) -> bool:
