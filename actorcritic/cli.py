@@ -63,8 +63,8 @@ def cmd_train(args) -> int:
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"run.seed={args.seed}")
-    if args.ray_address:
-        overrides.append(f"run.ray_address={args.ray_address}")
+    if args.ray_address:  # joining a cluster means the Ray backend
+        overrides += [f"run.ray_address={args.ray_address}", "run.backend=ray"]
     if args.resume:
         if args.preset:
             raise UserError("give either a preset or --resume RUN_DIR, not both")

@@ -79,7 +79,7 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
     from actorcritic.envs import snapshot as env_snapshot
     from actorcritic.errors import EnvError, NonFiniteError
     from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
-    from actorcritic.train import evaluate_during_training, guard_update, model_tensors
+    from actorcritic.train import guard_update, model_tensors
 
     cfg, device = session.cfg, session.device
     envs = make_vector_env(cfg.env, seed=cfg.run.seed, mode="train")
@@ -141,12 +141,7 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             if log_now:
                 stats["charts/lr"] = lr
                 session.log(stats)
-            if session.periodic_due():
-                checkpoint(f"update_{session.updates:08d}")
-            if session.eval_due():
-                evaluate_during_training(session, model)
-            if log_now and session.improved():
-                checkpoint("best")
+            session.end_of_update(model, logged=log_now)
         checkpoint("final")
     except NonFiniteError:
         # The parameters are still those of the last good update: keep them.

@@ -245,6 +245,18 @@ class RunSession:
         self.best_score = score
         return True
 
+    def end_of_update(self, model: torch.nn.Module, logged: bool) -> None:
+        """After an update: periodic checkpoint, evaluation if due, best checkpoint if the
+        score improved (checked on logged updates). The driver set `self.checkpoint`."""
+        if self.periodic_due():
+            self.checkpoint(f"update_{self.updates:08d}")
+        if self.eval_due():
+            from actorcritic.train import evaluate_during_training
+
+            evaluate_during_training(self, model)
+        if logged and self.improved():
+            self.checkpoint("best")
+
     def eval_due(self) -> bool:
         if not self.cfg.run.eval_every or self.env_steps < self.next_eval:
             return False

@@ -1,0 +1,406 @@
+"""IMPALA: actors play with a possibly stale copy of the policy, one learner corrects the lag
+with V-trace (Espeholt et al. 2018).
+
+The pieces are shared by both backends:
+- `ActorWorker`: one rollout worker (its own small vector env and model copy). Local actor
+  processes run it in a loop; Ray actors (distributed/ray_backend.py) wrap the same class.
+- `impala_loss`: recompute target log-probs and values over [T+1, N] from the trajectory's
+  recurrent start state, V-trace targets, the actor-critic loss on the valid steps.
+- `run_learner`: the learner loop in the driver process, fed by any trajectory source
+  (`LocalActors` here, Ray actors there): batch, update, publish parameters, log, checkpoint.
+
+Parameters are published as one flat float32 vector with a version number (= learner
+updates); a trajectory carries the version that acted, so the policy lag is
+`updates at learning - version`, logged as diag/policy_lag.
+"""
+
+from __future__ import annotations
+
+import queue as queue_mod
+import time
+import traceback
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from actorcritic.algos.a2c import (
+    clip_and_measure,
+    grad_stats,
+    lr_at,
+    make_optimizer,
+    rollout_loss,
+)
+from actorcritic.algos.losses import actor_critic_loss
+from actorcritic.algos.returns import vtrace
+from actorcritic.config import AlgoConfig, Config, config_from_dict
+from actorcritic.errors import NonFiniteError, WorkerFailure
+
+# ---------------------------------------------------------------- parameters as one vector
+
+
+def flat_params(model: nn.Module) -> np.ndarray:
+    """All parameters as one float32 vector (the model has no buffers to publish)."""
+    with torch.no_grad():
+        return nn.utils.parameters_to_vector(model.parameters()).float().cpu().numpy().copy()
+
+
+def load_flat(model: nn.Module, flat: np.ndarray) -> None:
+    with torch.no_grad():
+        nn.utils.vector_to_parameters(torch.tensor(flat), model.parameters())
+
+
+def worker_seed(cfg: Config, index: int, generation: int) -> int:
+    """Distinct env/torch seeds per worker and per restart of that worker."""
+    return cfg.run.seed + 1000 * (index + 1) + 100_003 * generation
+
+
+# ---------------------------------------------------------------- the rollout worker
+
+class ActorWorker:
+    """A rollout worker: plays `algo.num_steps` steps on its own `env.num_envs` envs.
+
+    `rollout()` returns a trajectory (IMPALA); `gradients()` returns the A3C gradient of
+    `rollout_loss` on the worker's copy (the Ray A3C backend). Both return plain numpy
+    arrays and Episode records, so they cross process and machine boundaries cheaply.
+    """
+
+    def __init__(self, cfg_dict: dict, index: int, seed: int):
+        torch.set_num_threads(1)
+        from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer
+        from actorcritic.envs import make_vector_env
+        from actorcritic.train import build_model
+
+        self.cfg = cfg = config_from_dict(cfg_dict, cfg_dict.get("preset", ""))
+        self.index = index
+        torch.manual_seed(seed)
+        self.envs = make_vector_env(cfg.env, seed=seed, mode="train")
+        obs_space = self.envs.single_observation_space
+        act_space = self.envs.single_action_space
+        self.model = build_model(cfg, obs_space, act_space)
+        self.device = torch.device("cpu")
+        self.buf = RolloutBuffer(cfg.algo.num_steps, self.envs.num_envs, obs_space, act_space,
+                                 self.device)
+        self.carry = Carry.start(self.envs.reset(seed=seed), self.model, self.device)
+        self.to_env = ActionAdapter(act_space)
+        self.version = -1
+
+    def load(self, version: int, flat: np.ndarray) -> None:
+        if version != self.version:
+            load_flat(self.model, flat)
+            self.version = version
+
+    def _collect(self) -> list:
+        from actorcritic.algos.rollout import collect_rollout
+
+        return collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env,
+                               self.cfg.run.nan_guard)
+
+    def rollout(self) -> dict[str, Any]:
+        episodes = self._collect()
+        b = self.buf
+        arrays = {name: getattr(b, name).numpy().copy() for name in
+                  ("obs", "first", "actions", "logp", "rewards", "terminated", "truncated",
+                   "valid")}
+        arrays["start_state"] = [s.numpy().copy() for s in b.start_state]
+        return {"index": self.index, "version": self.version, "episodes": episodes,
+                "steps": b.num_steps * b.num_envs, **arrays}
+
+    def gradients(self) -> dict[str, Any]:
+        episodes = self._collect()
+        loss, stats = rollout_loss(self.model, self.buf, self.cfg.algo)
+        self.model.zero_grad(set_to_none=True)
+        loss.backward()
+        grads = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                           for p in self.model.parameters()])
+        stats = {k: float(v) for k, v in stats.items()}
+        return {"index": self.index, "version": self.version, "episodes": episodes,
+                "steps": self.buf.num_steps * self.buf.num_envs, "loss": float(loss),
+                "grads": grads.numpy().copy(), "stats": stats}
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+# ---------------------------------------------------------------- the learner's loss
+
+FIELDS = ("obs", "first", "actions", "logp", "rewards", "terminated", "truncated", "valid")
+
+
+def collate(trajs: list[dict], device: torch.device) -> dict[str, Any]:
+    """Trajectories side by side along the env axis: [T(+1), sum N, ...]."""
+    out: dict[str, Any] = {k: torch.from_numpy(np.concatenate([t[k] for t in trajs], 1)).to(device)
+                           for k in FIELDS}
+    n_state = len(trajs[0]["start_state"])
+    out["start_state"] = tuple(
+        torch.from_numpy(np.concatenate([t["start_state"][i] for t in trajs], 0)).to(device)
+        for i in range(n_state))
+    return out
+
+
+def impala_loss(model: nn.Module, batch: dict[str, Any], cfg: AlgoConfig,
+                with_stats: bool = True):
+    """Target policy and values recomputed over [T+1, N]; V-trace targets and advantages."""
+    params, values, _ = model(batch["obs"], batch["first"], batch["start_state"])
+    logp, entropy = model.policy.log_prob_entropy(params[:-1], batch["actions"])
+    vs, advantages = vtrace(batch["logp"], logp.detach(), batch["rewards"], values.detach(),
+                            batch["terminated"], batch["truncated"], cfg.gamma,
+                            rho_bar=cfg.vtrace_rho, c_bar=cfg.vtrace_c, lam=cfg.gae_lambda)
+    loss, stats = actor_critic_loss(logp, entropy, values[:-1], advantages, vs, batch["valid"],
+                                    cfg.vf_coef, cfg.ent_coef, cfg.normalize_advantage,
+                                    with_stats)
+    if not with_stats:
+        return loss, stats
+    with torch.no_grad():
+        mask = batch["valid"].float()
+        ratio = (logp.detach() - batch["logp"]).exp()
+        stats["diag/importance_ratio"] = (ratio * mask).sum() / mask.sum().clamp(min=1.0)
+    return loss, stats
+
+
+# ---------------------------------------------------------------- the learner loop
+
+class ExperienceSource(Protocol):
+    """Where the learner's experience comes from (local processes or Ray actors)."""
+
+    restarts: int
+
+    def start(self, version: int, flat: np.ndarray) -> None: ...
+
+    def next(self) -> dict[str, Any]: ...
+
+    def publish(self, version: int, flat: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def run_learner(session, model: nn.Module, resume, source: ExperienceSource,
+                mode: str = "trajectories") -> None:
+    """The learner in the driver process.
+
+    mode="trajectories" (IMPALA): batch `algo.learner_batch` trajectories, V-trace loss,
+    one optimizer step. mode="gradients" (A3C on Ray): apply each worker gradient as it
+    arrives. Either way the new parameters are published after every step.
+    """
+    from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
+    from actorcritic.train import guard_update, model_tensors
+
+    cfg = session.cfg
+    optimizer = make_optimizer(model.parameters(), cfg.algo)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if resume is not None:
+        load_optimizer(optimizer, resume)
+        torch.set_rng_state(resume.tensors["extra.rng_torch"])
+        session.progress.message("resume: the workers' envs start new episodes")
+
+    def checkpoint(name: str) -> None:
+        tensors = model_tensors(model)
+        opt_tensors, opt_meta = optimizer_tensors(optimizer)
+        tensors.update(opt_tensors)
+        tensors["extra.rng_torch"] = torch.get_rng_state()
+        session.save(name, tensors, {"optimizer": opt_meta, "algo": cfg.algo.name,
+                                     "backend": cfg.run.backend})
+
+    session.checkpoint = checkpoint
+    batch_size = cfg.algo.learner_batch if mode == "trajectories" else 1
+    try:
+        source.start(session.updates, flat_params(model))
+        while not session.should_stop():
+            items = []
+            while len(items) < batch_size:
+                item = source.next()
+                session.add_steps(item["steps"], updates=0)
+                session.record_episodes(item["episodes"], worker=item["index"])
+                items.append(item)
+            lag = float(np.mean([session.updates - it["version"] for it in items]))
+            lr = lr_at(cfg.algo, session.env_steps, cfg.run.total_steps, session.window.count)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            log_now = (session.updates + 1) % cfg.run.log_every == 0
+            if mode == "trajectories":
+                loss, stats = impala_loss(model, collate(items, session.device), cfg.algo,
+                                          with_stats=log_now)
+                loss.backward()
+            else:
+                item = items[0]
+                grads = torch.tensor(item["grads"], device=session.device)  # Ray: read-only
+                offset = 0
+                for p in model.parameters():
+                    p.grad = grads[offset:offset + p.numel()].view_as(p).clone()
+                    offset += p.numel()
+                loss, stats = torch.tensor(item["loss"]), dict(item["stats"])
+            stats["diag/grad_norm"] = clip_and_measure(params, cfg.algo.max_grad_norm)
+            if cfg.run.nan_guard:
+                guard_update(model, loss, stats, session.updates)
+            if log_now:
+                stats.update(grad_stats(params))
+            optimizer.step()
+            session.add_steps(0, updates=1)
+            source.publish(session.updates, flat_params(model))
+            if log_now:
+                stats["charts/lr"] = lr
+                stats["diag/policy_lag"] = lag
+                stats["diag/worker_restarts"] = source.restarts
+                session.log(stats)
+            session.end_of_update(model, logged=log_now)
+        checkpoint("final")
+    except (NonFiniteError, WorkerFailure):
+        checkpoint("final")
+        raise
+
+
+# ---------------------------------------------------------------- the local backend
+
+def _actor_main(cfg_dict: dict, index: int, seed: int, out, params, version, lock, stop,
+                heartbeat) -> None:
+    """Body of a local actor process: load the newest parameters, play, send, repeat."""
+    worker = None
+    try:
+        torch.set_num_threads(1)
+        heartbeat[index] = time.time()
+        worker = ActorWorker(cfg_dict, index, seed)
+        view = np.frombuffer(params, dtype=np.float32)
+        while not stop.is_set():
+            heartbeat[index] = time.time()
+            if version.value != worker.version:
+                with lock:
+                    v, flat = version.value, view.copy()
+                worker.load(v, flat)
+            traj = worker.rollout()
+            while not stop.is_set():
+                heartbeat[index] = time.time()
+                try:
+                    out.put(("traj", traj), timeout=0.5)
+                    break
+                except queue_mod.Full:
+                    continue
+        out.cancel_join_thread()
+    except KeyboardInterrupt:
+        out.cancel_join_thread()
+    except BaseException as exc:
+        out.put(("error", {"index": index, "type": type(exc).__name__, "message": str(exc),
+                           "traceback": traceback.format_exc()}))
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def raise_worker_error(info: dict) -> None:
+    """Re-raise a worker's exception in the learner: user errors keep their class."""
+    from actorcritic import errors
+
+    cls = getattr(errors, info["type"], None)
+    if isinstance(cls, type) and issubclass(cls, (errors.UserError, NonFiniteError)):
+        raise cls(f"worker {info['index']}: {info['message']}")
+    raise WorkerFailure(f"IMPALA worker {info['index']} failed with {info['type']}: "
+                       f"{info['message']}\n{info.get('traceback', '')}")
+
+
+class LocalActors:
+    """`algo.num_workers` actor processes on this machine (spawn context).
+
+    Parameters live in one shared float32 array guarded by a lock; trajectories come back
+    through a bounded queue (its size bounds the policy lag). A worker whose process dies
+    or whose heartbeat stops for `run.worker_timeout` seconds is replaced, at most
+    `run.max_worker_restarts` times.
+    """
+
+    def __init__(self, cfg: Config):
+        import multiprocessing as mp
+
+        self.cfg = cfg
+        self.ctx = mp.get_context("spawn")
+        n = cfg.algo.num_workers
+        self.queue = self.ctx.Queue(maxsize=max(n, cfg.algo.learner_batch))
+        self.stop = self.ctx.Event()
+        self.lock = self.ctx.Lock()
+        self.version = self.ctx.Value("q", -1, lock=False)
+        self.heartbeat = self.ctx.RawArray("d", n)
+        self.params = None
+        self.procs: list = [None] * n
+        self.generation = [0] * n
+        self.restarts = 0
+
+    def start(self, version: int, flat: np.ndarray) -> None:
+        self.params = self.ctx.RawArray("f", flat.size)
+        self.publish(version, flat)
+        for i in range(len(self.procs)):
+            self._spawn(i)
+
+    def _spawn(self, i: int) -> None:
+        self.heartbeat[i] = time.time()
+        seed = worker_seed(self.cfg, i, self.generation[i])
+        proc = self.ctx.Process(target=_actor_main, name=f"impala-actor-{i}", daemon=True,
+                                args=(self.cfg.to_dict(), i, seed, self.queue, self.params,
+                                      self.version, self.lock, self.stop, self.heartbeat))
+        proc.start()
+        self.procs[i] = proc
+
+    def publish(self, version: int, flat: np.ndarray) -> None:
+        with self.lock:
+            np.frombuffer(self.params, dtype=np.float32)[:] = flat
+            self.version.value = version
+
+    def next(self) -> dict[str, Any]:
+        while True:
+            try:
+                kind, payload = self.queue.get(timeout=1.0)
+            except queue_mod.Empty:
+                self._check_workers()
+                continue
+            if kind == "error":
+                raise_worker_error(payload)
+            return payload
+
+    def _check_workers(self) -> None:
+        now = time.time()
+        for i, proc in enumerate(self.procs):
+            if proc.is_alive() and now - self.heartbeat[i] <= self.cfg.run.worker_timeout:
+                continue
+            why = (f"exited with code {proc.exitcode}" if not proc.is_alive() else
+                   f"sent no heartbeat for {self.cfg.run.worker_timeout:g}s")
+            if self.restarts >= self.cfg.run.max_worker_restarts:
+                raise WorkerFailure(f"IMPALA worker {i} {why} and all "
+                                   f"{self.cfg.run.max_worker_restarts} restarts "
+                                   f"(run.max_worker_restarts) are used up")
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+            self.restarts += 1
+            self.generation[i] += 1
+            self._spawn(i)
+
+    def close(self) -> None:
+        self.stop.set()
+        deadline = time.time() + 10
+        while time.time() < deadline and any(p is not None and p.is_alive()
+                                             for p in self.procs):
+            try:  # drain so that no worker blocks on a full queue
+                while True:
+                    self.queue.get_nowait()
+            except (queue_mod.Empty, OSError, EOFError):
+                pass
+            time.sleep(0.05)
+        for proc in self.procs:
+            if proc is not None and proc.is_alive():
+                proc.kill()
+            if proc is not None:
+                proc.join(5)
+        self.queue.close()
+        self.queue.cancel_join_thread()
+
+
+def run_impala(session, model: nn.Module, resume=None) -> None:
+    """IMPALA on the configured backend: local actor processes, or Ray actors."""
+    if session.cfg.run.backend == "ray":
+        from actorcritic.distributed.ray_backend import run_ray
+
+        run_ray(session, model, resume)
+        return
+    source = LocalActors(session.cfg)
+    try:
+        run_learner(session, model, resume, source, mode="trajectories")
+    finally:
+        source.close()

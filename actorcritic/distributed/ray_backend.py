@@ -1,0 +1,312 @@
+"""Ray backend (`run.backend: ray`): rollout workers are Ray actors placed anywhere on a
+cluster; the learner stays in the driver process.
+
+Two algorithms run on it, both through the learner loop of algos/impala.py:
+- `algo.name: impala`: actors send trajectories with their behaviour log-probabilities,
+  the learner applies V-trace.
+- `algo.name: a3c`: actors compute the A3C gradient (`rollout_loss`) on their copy of the
+  model and send it; the learner applies each gradient as it arrives.
+
+Parameters go to the object store once per version (`ray.put` when a worker first needs
+that version); tasks carry only the reference, and a worker fetches it only when its
+version is older. A worker that dies is replaced (at most `run.max_worker_restarts` times)
+and training goes on. Ray is imported only here.
+
+`run.ray_address: ''` starts a private local cluster bound to 127.0.0.1 (every server
+listens on loopback only, see `loopback_only`) with the dashboard off and token
+authentication on, and shuts it down at the end; `auto` or `HOST:PORT` joins a running cluster (see
+docs/DISTRIBUTED.md for what to secure there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from actorcritic.config import Config
+from actorcritic.errors import ConfigError, WorkerFailure
+
+INSTALL_HINT = "pip install 'actorcritic[ray]'"
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"run.backend=ray needs Ray, which is not installed; install it with "
+                          f"{INSTALL_HINT}") from None
+    return ray
+
+
+@contextlib.contextmanager
+def ray_cluster(cfg: Config) -> Iterator[Any]:
+    """Connect to (or start) the cluster for this run; always disconnect at the end.
+
+    An existing connection of the calling process (ray.init done by the user) is used as
+    found and left open.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    address = cfg.run.ray_address.strip()
+    # No usage statistics leave the machine unless the user turns them on.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address:
+        _check_reachable(ray, address)
+        try:
+            ray.init(address=address, logging_level="warning")
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"cannot join the Ray cluster at run.ray_address={address!r} ({first}); "
+                f"start one with `ray start --head --node-ip-address=127.0.0.1`, or leave "
+                f"run.ray_address empty for a private local cluster") from None
+    else:
+        # "local": always a new private cluster, never one found through RAY_ADDRESS or
+        # the last `ray start`. Ray >= 2.59 also turns token authentication on for it
+        # unless RAY_AUTH_MODE says otherwise.
+        with loopback_only():
+            ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
+                     num_cpus=max(os.cpu_count() or 1, cfg.algo.num_workers),
+                     logging_level="warning")
+            try:
+                yield ray
+            finally:
+                ray.shutdown()
+        return
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+SINGLE_MACHINE_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """Keep a private local cluster on 127.0.0.1.
+
+    On Linux Ray replaces a loopback node address by the machine's routable one (so other
+    nodes could join) and its gRPC servers then listen on every interface. In Ray's
+    single-machine mode (the default on macOS and Windows, `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER
+    =0` elsewhere) the node address stays 127.0.0.1 and every server listens on loopback
+    only. The mode is read when Ray is imported, so the module constant is set as well, and
+    both are restored afterwards: joining a real cluster later needs the routable address.
+    """
+    from ray._private import ray_constants
+
+    old_env = os.environ.get(SINGLE_MACHINE_VAR)
+    old_flag = getattr(ray_constants, "ENABLE_RAY_CLUSTER", True)
+    os.environ[SINGLE_MACHINE_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = old_flag
+        if old_env is None:
+            os.environ.pop(SINGLE_MACHINE_VAR, None)
+        else:
+            os.environ[SINGLE_MACHINE_VAR] = old_env
+
+
+def _check_reachable(ray, address: str) -> None:
+    """Fail in seconds on a HOST:PORT nobody listens on (ray.init retries for minutes)."""
+    import socket
+
+    target = address
+    if address == "auto":   # the cluster of the last `ray start` on this machine, if any
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+
+            target = canonicalize_bootstrap_address("auto") or ""
+        except Exception:  # a private helper of Ray: when it moves, let ray.init decide
+            return
+        if not target:
+            raise ConfigError("run.ray_address=auto found no running Ray cluster on this "
+                              "machine; start one with `ray start --head` or leave "
+                              "run.ray_address empty for a private local cluster")
+    if "://" in target or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot join the Ray cluster at run.ray_address={address!r}: "
+                          f"{reason or 'unreachable'}; check the address (the head node prints "
+                          f"it), or leave run.ray_address empty for a private local cluster"
+                          ) from None
+
+
+class RayRolloutWorker:
+    """The body of a Ray actor: an `ActorWorker` plus parameter fetching by version.
+
+    `box` is a one-element list holding the ObjectRef of the parameters, so Ray passes the
+    reference instead of resolving it: the worker fetches only versions it does not have.
+    """
+
+    def __init__(self, cfg_dict: dict, index: int, seed: int):
+        from actorcritic.algos.impala import ActorWorker
+
+        self.worker = ActorWorker(cfg_dict, index, seed)
+
+    def _sync(self, version: int, box: list) -> None:
+        if version != self.worker.version:
+            import ray
+
+            self.worker.load(version, ray.get(box[0]))
+
+    def rollout(self, version: int, box: list) -> dict:
+        self._sync(version, box)
+        return self.worker.rollout()
+
+    def gradients(self, version: int, box: list) -> dict:
+        self._sync(version, box)
+        return self.worker.gradients()
+
+
+def worker_name(index: int, generation: int) -> str:
+    """Actor names (in the job's namespace): tests and users find a worker by name."""
+    return f"actorcritic-worker-{index}" + (f"-r{generation}" if generation else "")
+
+
+class RayActors:
+    """`algo.num_workers` Ray actors as the learner's experience source.
+
+    Each actor has `depth` tasks queued. With 1, a finished task is replaced as soon as the
+    learner takes its result (before the update), so actors hardly wait and the policy lag
+    matches the local backend's; 2 keeps actors busy through slow updates at one more
+    version of lag.
+    """
+
+    def __init__(self, ray, cfg: Config, method: str, depth: int = 1):
+        self.ray, self.cfg, self.method = ray, cfg, method
+        self.n = cfg.algo.num_workers
+        self.depth = depth
+        self.remote_cls = ray.remote(num_cpus=1)(RayRolloutWorker)
+        self.actors: list[Any] = [None] * self.n
+        self.generation = [0] * self.n
+        self.last_result = [0.0] * self.n
+        self.pending: dict[Any, tuple[int, int]] = {}   # ref -> (worker, generation)
+        self.restarts = 0
+        self.puts = 0
+        self.version = -1
+        self.flat: np.ndarray | None = None
+        self.params_ref = None
+
+    # -- parameters
+
+    def publish(self, version: int, flat: np.ndarray) -> None:
+        self.version, self.flat, self.params_ref = version, flat, None
+
+    def _params(self):
+        if self.params_ref is None:   # one object per version, shared by every worker
+            self.params_ref = self.ray.put(self.flat)
+            self.puts += 1
+        return self.params_ref
+
+    # -- workers
+
+    def start(self, version: int, flat: np.ndarray) -> None:
+        self.publish(version, flat)
+        for i in range(self.n):
+            self._create(i)
+
+    def _create(self, i: int) -> None:
+        from actorcritic.algos.impala import worker_seed
+
+        gen = self.generation[i]
+        self.actors[i] = self.remote_cls.options(name=worker_name(i, gen)).remote(
+            self.cfg.to_dict(), i, worker_seed(self.cfg, i, gen))
+        self.last_result[i] = time.monotonic()
+        for _ in range(self.depth):
+            self._submit(i)
+
+    def _submit(self, i: int) -> None:
+        ref = getattr(self.actors[i], self.method).remote(self.version, [self._params()])
+        self.pending[ref] = (i, self.generation[i])
+
+    def _replace(self, i: int, why: str) -> None:
+        if self.restarts >= self.cfg.run.max_worker_restarts:
+            raise WorkerFailure(f"Ray worker {i} {why} and all {self.cfg.run.max_worker_restarts} "
+                               f"restarts (run.max_worker_restarts) are used up")
+        with contextlib.suppress(Exception):
+            self.ray.kill(self.actors[i], no_restart=True)
+        old = self.generation[i]
+        self.pending = {r: v for r, v in self.pending.items() if v != (i, old)}
+        self.restarts += 1
+        self.generation[i] += 1
+        self._create(i)
+
+    def next(self) -> dict[str, Any]:
+        from actorcritic.algos.impala import raise_worker_error
+
+        ray = self.ray
+        while True:
+            ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=1.0)
+            if not ready:
+                self._check_stuck()
+                continue
+            ref = ready[0]
+            i, gen = self.pending.pop(ref)
+            if gen != self.generation[i]:
+                continue  # a result of a replaced actor
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayActorError as exc:
+                if exc.actor_init_failed:
+                    raise WorkerFailure(f"Ray worker {i} could not start: {exc}") from None
+                self._replace(i, "died")
+                continue
+            except ray.exceptions.RayTaskError as exc:
+                cause = exc.cause
+                raise_worker_error({"index": i, "type": type(cause).__name__,
+                                    "message": str(cause), "traceback": str(exc)})
+            self.last_result[i] = time.monotonic()
+            self._submit(i)
+            return result
+
+    def _check_stuck(self) -> None:
+        now = time.monotonic()
+        for i in range(self.n):
+            if now - self.last_result[i] > self.cfg.run.worker_timeout:
+                self._replace(i, f"sent nothing for {self.cfg.run.worker_timeout:g}s")
+
+    def nodes(self) -> int:
+        return sum(1 for node in self.ray.nodes() if node.get("Alive"))
+
+    def close(self) -> None:
+        for actor in self.actors:
+            if actor is not None:
+                with contextlib.suppress(Exception):
+                    self.ray.kill(actor, no_restart=True)
+        self.pending.clear()
+
+
+def run_ray(session, model: nn.Module, resume=None) -> None:
+    """Train `algo.name` a3c or impala with Ray actors as the workers."""
+    from actorcritic.algos.impala import run_learner
+
+    cfg = session.cfg
+    if cfg.algo.name not in ("a3c", "impala"):
+        raise ConfigError(f"run.backend=ray runs algo.name a3c or impala, not "
+                          f"{cfg.algo.name}; use run.backend=local for {cfg.algo.name}")
+    method, mode = ("rollout", "trajectories") if cfg.algo.name == "impala" else \
+        ("gradients", "gradients")
+    with ray_cluster(cfg) as ray:
+        source = RayActors(ray, cfg, method)
+        where = cfg.run.ray_address or "a local cluster on 127.0.0.1"
+        session.progress.message(f"Ray: {source.n} {cfg.algo.name} workers on {where} "
+                                 f"({source.nodes()} node(s))")
+        try:
+            run_learner(session, model, resume, source, mode=mode)
+        finally:
+            source.close()

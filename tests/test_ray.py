@@ -1,0 +1,193 @@
+"""The Ray backend on a real local cluster (127.0.0.1 only): IMPALA and A3C gradient workers,
+parameter broadcast through the object store, replacement of a killed actor, teardown."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import threading
+import time
+
+import pytest
+
+from actorcritic.config import load_config
+from actorcritic.errors import ConfigError
+from actorcritic.train import train
+
+ray = pytest.importorskip("ray")
+
+from actorcritic.distributed import ray_backend  # noqa: E402
+from actorcritic.distributed.ray_backend import RayActors, ray_cluster, worker_name  # noqa: E402
+
+
+def test_missing_ray_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)   # what `import ray` sees when absent
+    with pytest.raises(ConfigError, match=r"pip install 'actorcritic\[ray\]'"):
+        ray_backend.import_ray()
+
+
+def test_unreachable_address_is_a_config_error(tmp_path):
+    assert not ray.is_initialized()
+    start = time.time()
+    with pytest.raises(ConfigError, match="run.ray_address"):
+        train("cartpole-impala", tmp_path / "run", quiet=True,
+              overrides=["run.backend=ray", "run.ray_address=127.0.0.1:9"])
+    assert time.time() - start < 30
+    assert not ray.is_initialized()
+
+
+def test_killed_actor_is_replaced_and_cluster_shut_down(tmp_path):
+    """Kill one Ray actor mid-run on a private cluster the run starts itself: its
+    replacement takes over, training finishes, and the cluster is gone afterwards."""
+    assert not ray.is_initialized()
+    seen = {}
+
+    def killer():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if ray.is_initialized() and (tmp_path / "run" / "episodes.csv").stat().st_size:
+                    ray.kill(ray.get_actor(worker_name(0, 0)), no_restart=True)
+                    seen["killed"] = time.time()
+                    break
+            except (ValueError, FileNotFoundError):
+                pass
+            time.sleep(0.1)
+        while time.time() < deadline and "killed" in seen:
+            try:
+                seen["replacement"] = ray.get_actor(worker_name(0, 1))
+                return
+            except ValueError:
+                time.sleep(0.1)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    summary = train("cartpole-impala", tmp_path / "run", quiet=True,
+                    overrides=["run.backend=ray", "run.total_steps=60000", "run.eval_episodes=0",
+                               "run.max_worker_restarts=1", "run.stop_mean_return=null",
+                               "run.log_every=2"])
+    thread.join(10)
+    assert not ray.is_initialized()
+    assert "killed" in seen, "no actor was killed"
+    assert "replacement" in seen, "the killed actor was not replaced"
+    assert summary["status"] == "finished" and summary["env_steps"] >= 60000
+    with open(tmp_path / "run" / "metrics.csv") as fh:
+        lags = [float(r["diag/policy_lag"]) for r in csv.DictReader(fh) if r["diag/policy_lag"]]
+    assert lags and min(lags) >= 0
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One private local cluster for the tests below (started by the backend's own code)."""
+    cfg = load_config("cartpole-impala")
+    with ray_cluster(cfg) as handle:
+        yield handle
+    assert not ray.is_initialized()
+
+
+def listening_addresses(root_pid: int) -> dict[str, int]:
+    """Local address -> count of the TCP sockets in LISTEN state held by root_pid and its
+    descendants (read from /proc)."""
+    import os
+
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    pids, todo = set(), [root_pid]
+    while todo:
+        pid = todo.pop()
+        pids.add(pid)
+        todo.extend(children.get(pid, []))
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    found: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            for line in fh.readlines()[1:]:
+                parts = line.split()
+                if parts[3] == "0A" and parts[9] in inodes:   # 0A: LISTEN
+                    host = parts[1].split(":")[0]
+                    found[host] = found.get(host, 0) + 1
+    return found
+
+
+LOOPBACK = {"0100007F",                                   # 127.0.0.1
+            "0000000000000000FFFF00000100007F",           # ::ffff:127.0.0.1
+            "00000000000000000000000001000000"}           # ::1
+
+
+def test_local_cluster_is_private(cluster):
+    import os
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    assert [n["NodeManagerAddress"] for n in nodes] == ["127.0.0.1"]
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+    node = ray._private.worker.global_worker.node
+    assert not node.address_info.get("webui_url")      # dashboard off
+    listening = listening_addresses(os.getpid())
+    assert listening, "found none of the cluster's servers"
+    assert set(listening) <= LOOPBACK, listening         # GCS, raylet, workers: loopback only
+
+
+def test_parameters_go_to_the_object_store_once_per_version(cluster):
+    from actorcritic.algos.impala import flat_params
+    from actorcritic.train import build_model, spaces_for
+
+    cfg = load_config("cartpole-impala", ["env.num_envs=2", "algo.num_steps=4",
+                                          "algo.num_workers=2"])
+    flat = flat_params(build_model(cfg, *spaces_for(cfg)))
+    source = RayActors(cluster, cfg, "rollout", depth=2)
+    try:
+        source.start(0, flat)
+        assert source.puts == 1                 # 2 workers x 2 queued tasks: one object
+        seen: dict[int, list[int]] = {0: [], 1: []}
+        version = 0
+        while min(len(v) for v in seen.values()) < 4 and version < 300:
+            item = source.next()
+            seen[item["index"]].append(item["version"])
+            version += 1
+            source.publish(version, flat + version)
+        assert min(len(v) for v in seen.values()) >= 4, seen
+        assert source.puts <= version + 1       # at most one object per published version
+        # A worker's 4th task is sent once its 2nd result is taken, after a publish.
+        for versions in seen.values():
+            assert versions == sorted(versions) and versions[-1] > 0
+        assert source.restarts == 0
+    finally:
+        source.close()
+
+
+def test_a3c_gradient_workers_on_ray(cluster, tmp_path):
+    summary = train("cartpole-impala", tmp_path / "run", quiet=True,
+                    overrides=["algo.name=a3c", "run.backend=ray", "run.total_steps=5000",
+                               "run.eval_episodes=2", "run.log_every=5", "algo.num_steps=8",
+                               "algo.lr=7e-4", "algo.lr_schedule=constant"])
+    assert summary["status"] == "finished" and summary["env_steps"] >= 5000
+    # one gradient per rollout of one worker: 8 steps x 8 envs each
+    assert summary["updates"] == pytest.approx(summary["env_steps"] / 64, abs=1)
+    with open(tmp_path / "run" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert all(float(r["diag/grad_norm"]) > 0 for r in rows if r["diag/grad_norm"])
+    assert any(r["diag/policy_lag"] for r in rows)
+
+
+@pytest.mark.slow
+def test_cartpole_impala_on_ray_solves(cluster, tmp_path):
+    summary = train("cartpole-impala", tmp_path / "run", quiet=True,
+                    overrides=["run.backend=ray"])
+    assert summary["eval"]["episodes"] == 20
+    assert summary["eval"]["mean_return"] >= 475, json.dumps(summary)
