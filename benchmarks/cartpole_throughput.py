@@ -11,7 +11,6 @@ import argparse
 import tempfile
 
 import torch
-
 from common import Timer, machine, print_table, require_sb3
 
 
@@ -31,7 +30,7 @@ def sb3(num_envs: int, steps: int) -> float:
     from stable_baselines3.common.env_util import make_vec_env
 
     with Timer() as t:  # end to end like ours: env and model creation, then training
-        model = _sb3_train(A2C, make_vec_env, num_envs, steps)
+        _sb3_train(A2C, make_vec_env, num_envs, steps)
     return steps / t.seconds
 
 

@@ -15,7 +15,6 @@ import time
 
 import numpy as np
 import torch
-
 from common import machine, print_table, require_sb3
 
 EVERY, EPISODES, TARGET = 10_000, 20, 475
