@@ -157,6 +157,10 @@ class GymVecEnv:
         else:
             self.env.close()
 
+    def render_fps(self) -> int:
+        """Frames per second the env renders at (sync backend), 30 when it does not say."""
+        return int(self.env.envs[0].metadata.get("render_fps") or 30)
+
     def render_first(self) -> np.ndarray | None:
         """RGB frame of env 0 (sync backend with render_mode='rgb_array')."""
         return self.env.envs[0].render()

@@ -80,7 +80,7 @@ def evaluate_policy(model: ActorCritic, env_cfg: EnvConfig, episodes: int, greed
 
 
 def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes: int = 1,
-                 greedy: bool = True, seed: int = 20_000, fps: int = 30,
+                 greedy: bool = True, seed: int = 20_000, fps: int | None = None,
                  device: torch.device | str = "cpu", max_frames: int = 20_000
                  ) -> list[tuple[Path, int, float]]:
     """Play `episodes` episodes on a rendering env and write one MP4 per episode.
@@ -94,6 +94,8 @@ def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes
     envs = make_vector_env(env_cfg, num_envs=1, seed=seed, mode="eval", render=True)
     to_env = ActionAdapter(envs.single_action_space)
     paths = []
+    if fps is None:  # play at the env's own speed (football steps 10 times a second)
+        fps = envs.render_fps()
     try:
         obs = torch.as_tensor(envs.reset(seed=seed), device=device)
         for k in range(episodes):

@@ -1,0 +1,340 @@
+"""Google Research Football on two engines behind `make_vector_env`.
+
+Ids: `gfootball/<scenario>-v1` (EnvPool's spelling) or `football/<scenario>`; the scenario is
+any of `SCENARIOS` (every academy scenario, 1_vs_1_easy, 5_vs_5, the 11_vs_11 games).
+
+Backends (`env.backend`):
+- `envpool`: EnvPool's built-in C++ engine (pip only). Observation: the super minimap
+  (`env.representation: extracted`), uint8 [4, 72, 96] channel-first (left team, right team,
+  ball, active player; 0 or 255). 19 actions. Only the scoring reward.
+- `gfootball`: the official engine (`make football` builds it into .venv), one process per
+  env when `num_envs > 1`; `sync` / `async` pick in-process / subprocess envs explicitly.
+  Observations by `env.representation`: `simple115v2` / `simple115` float32 [115] (x, y
+  positions in about [-1, 1], ball height, one-hots);
+  `extracted` uint8 [4, 72, 96]; `pixels` uint8 [3, 72, 96]; `pixels_gray` uint8 [1, 72, 96].
+  Videos (render=True) always use this engine; a model trained on EnvPool's minimap is
+  rendered with `extracted`, the same observation.
+
+Rewards. The training reward of one step is
+
+    r = scoring + (checkpoint if env.checkpoint_reward) - env.time_penalty
+
+where `scoring` is +1 for a goal scored, -1 for a goal conceded, and `checkpoint` is the
+official checkpoint reward (+0.1 the first time the ball carrier enters each of 10 zones on
+the way to the opponent goal, all paid out on scoring; `gfootball` backend only). The
+notebook this comes from found that a time penalty slows early learning; it is off by default.
+
+Metrics. `Episode.ret` is the raw scoring return, i.e. the goal difference; every finished
+episode carries `extras = {"score_diff": d, "win": d > 0, "draw": d == 0, "loss": d < 0}`
+(as 1.0/0.0), which the run turns into `charts/win_rate_100` and the eval `win_rate`.
+
+Episode ends. The scenario decides (goal in academy scenarios, ball lost, out of play):
+`terminated`. The match clock running out (the scenario's `game_duration`) and
+`env.max_episode_steps` are step limits: `truncated`, so the learner bootstraps from the value
+of the last observation (no representation shows the clock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import io
+import warnings
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from actorcritic.config import EnvConfig
+from actorcritic.envs.vector import EXTRAS_KEY, Episode, GymVecEnv
+from actorcritic.errors import EnvError
+
+# The scenarios both engines ship (gfootball 2.10 `gfootball/scenarios`, EnvPool 1.2).
+SCENARIOS = (
+    "11_vs_11_competition", "11_vs_11_easy_stochastic", "11_vs_11_hard_stochastic",
+    "11_vs_11_kaggle", "11_vs_11_stochastic", "1_vs_1_easy", "5_vs_5",
+    "academy_3_vs_1_with_keeper", "academy_corner", "academy_counterattack_easy",
+    "academy_counterattack_hard", "academy_empty_goal", "academy_empty_goal_close",
+    "academy_pass_and_shoot_with_keeper", "academy_run_pass_and_shoot_with_keeper",
+    "academy_run_to_score", "academy_run_to_score_with_keeper",
+    "academy_single_goal_versus_lazy",
+)
+IMAGE_REPRESENTATIONS = ("extracted", "pixels", "pixels_gray")
+INSTALL_HINT = "run `make football` (scripts/install_gfootball.sh) to build it into .venv"
+
+
+# ---------------------------------------------------------------- ids, rewards, outcomes
+
+def scenario_of(env_id: str) -> str:
+    """`gfootball/academy_empty_goal_close-v1` or `football/academy_empty_goal_close` -> name."""
+    if env_id.startswith("gfootball/"):
+        name = env_id[len("gfootball/"):]
+        name = name[:-3] if name.endswith("-v1") else name
+    elif env_id.startswith("football/"):
+        name = env_id[len("football/"):]
+    else:
+        raise EnvError(f"'{env_id}' is not a football id (gfootball/<scenario>-v1 or "
+                       f"football/<scenario>)")
+    if name not in SCENARIOS:
+        close = difflib.get_close_matches(name, SCENARIOS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise EnvError(f"unknown football scenario '{name}' in env id '{env_id}'{hint} "
+                       f"(known: {', '.join(SCENARIOS)})")
+    return name
+
+
+def shaped_reward(scoring: Any, checkpoint: Any, cfg: EnvConfig) -> Any:
+    """The training reward: scoring, plus the checkpoint reward if enabled, minus the time
+    penalty. Works on scalars and arrays."""
+    reward = scoring - cfg.time_penalty
+    if cfg.checkpoint_reward:
+        reward = reward + checkpoint
+    return reward
+
+
+def outcome_extras(score_diff: float) -> dict[str, float]:
+    """Per-episode metrics from the final goal difference (left team minus right team)."""
+    d = float(score_diff)
+    return {"score_diff": d, "win": float(d > 0), "draw": float(d == 0), "loss": float(d < 0)}
+
+
+class GoalTracker:
+    """Goal difference of each env's current episode, accumulated from scoring rewards.
+
+    `step(scoring, done, live)` adds the scoring rewards of live steps (not the reset step
+    that follows an episode end) and returns {env index: outcome extras} for the episodes
+    that `done` ends.
+    """
+
+    def __init__(self, num_envs: int):
+        self.diff = np.zeros(num_envs, np.float64)
+
+    def reset(self) -> None:
+        self.diff[:] = 0
+
+    def step(self, scoring: np.ndarray, done: np.ndarray,
+             live: np.ndarray | None = None) -> dict[int, dict[str, float]]:
+        scoring = np.asarray(scoring, np.float64)
+        live = np.ones_like(self.diff, bool) if live is None else np.asarray(live, bool)
+        self.diff[live] += scoring[live]
+        out = {}
+        for i in np.flatnonzero(np.asarray(done, bool) & live):
+            out[int(i)] = outcome_extras(self.diff[i])
+            self.diff[i] = 0
+        return out
+
+
+# ---------------------------------------------------------------- EnvPool engine
+
+class FootballEnvPoolVecEnv:
+    """EnvPool's football engine: minimap observations made channel-first, shaped rewards,
+    goal-difference episode extras, and the clock end reported as truncation."""
+
+    def __init__(self, scenario: str, cfg: EnvConfig, num_envs: int, seed: int):
+        import envpool
+
+        task_id = f"gfootball/{scenario}-v1"
+        kwargs = dict(cfg.kwargs)
+        # EnvPool's default step limit is the scenario's game_duration (the match clock).
+        self.game_duration = int(envpool.make_spec(task_id).config.max_episode_steps)
+        if cfg.max_episode_steps:
+            kwargs["max_episode_steps"] = cfg.max_episode_steps
+        try:
+            self.env = envpool.make_gymnasium(task_id, num_envs=num_envs, seed=seed, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise EnvError(f"env '{task_id}' rejected env.kwargs {cfg.kwargs}: {exc}") from None
+        self.cfg = cfg
+        self.num_envs = num_envs
+        h, w, c = self.env.observation_space.shape
+        self.single_observation_space = gym.spaces.Box(0, 255, (c, h, w), np.uint8)
+        self.single_action_space = self.env.action_space
+        self.goals = GoalTracker(num_envs)
+        self._returns = np.zeros(num_envs, np.float64)
+        self._lengths = np.zeros(num_envs, np.int64)
+        self._reset_next = np.zeros(num_envs, bool)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        obs, _ = self.env.reset()
+        self.goals.reset()
+        self._returns[:] = 0
+        self._lengths[:] = 0
+        self._reset_next[:] = False
+        return np.ascontiguousarray(obs.transpose(0, 3, 1, 2))
+
+    def step(self, actions: np.ndarray):
+        obs, scoring, terminated, truncated, info = self.env.step(np.asarray(actions))
+        scoring = scoring.astype(np.float64)
+        live = ~self._reset_next
+        done = (terminated | truncated) & live
+        # The match clock ran out: a step limit, not a state the agent could see coming.
+        clock = done & (info["elapsed_step"] >= self.game_duration)
+        terminated = terminated & live & ~clock
+        truncated = (truncated & live) | clock
+        self._returns[live] += scoring[live]
+        self._lengths[live] += 1
+        outcomes = self.goals.step(scoring, done, live)
+        episodes = []
+        for i, extras in outcomes.items():
+            episodes.append(Episode(i, float(self._returns[i]), int(self._lengths[i]), extras))
+            self._returns[i] = 0
+            self._lengths[i] = 0
+        self._reset_next = done
+        reward = np.where(live, shaped_reward(scoring, 0.0, self.cfg), 0.0).astype(np.float32)
+        obs = np.ascontiguousarray(obs.transpose(0, 3, 1, 2))
+        return obs, reward, terminated, truncated, episodes
+
+    def close(self) -> None:
+        self.env.close()
+
+
+# ---------------------------------------------------------------- official engine
+
+def import_gfootball():
+    # `import gym` (0.25, which gfootball is written for) prints a deprecation notice to
+    # stderr; it says nothing about this use (we only call the env's own step/reset).
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            import gfootball.env as football_env
+    except ImportError as exc:
+        raise EnvError(f"the official Google Research Football engine (gfootball) is not "
+                       f"installed ({exc}); {INSTALL_HINT}, or use env.backend=envpool") from None
+    return football_env
+
+
+class GFootballEnv(gym.Env):
+    """The official engine (old gym API) as a Gymnasium env.
+
+    reward = the scoring reward; `info["checkpoint_reward"]` holds the official checkpoint
+    reward of the step (0 unless `checkpoints` is on). Image observations are channel-first.
+    `render()` returns the engine's RGB frame when made with render=True.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, scenario: str, representation: str = "simple115v2",
+                 checkpoints: bool = False, render: bool = False,
+                 render_resolution: int = 640):
+        football_env = import_gfootball()
+        # The pixel representations are downsampled rendered frames: they need the renderer.
+        render = render or representation.startswith("pixels")
+        options = {"render_resolution_x": render_resolution,
+                   "render_resolution_y": render_resolution * 9 // 16} if render else {}
+        with warnings.catch_warnings():  # gym 0.25's "old step API" notice, once per env
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.env = football_env.create_environment(
+                env_name=scenario, representation=representation,
+                rewards="scoring,checkpoints" if checkpoints else "scoring", render=render,
+                other_config_options=options)
+        self.render_mode = "rgb_array" if render else None
+        self.scenario = scenario
+        self._image = representation in IMAGE_REPRESENTATIONS
+        space = self.env.observation_space
+        if self._image:
+            h, w, c = space.shape
+            self.observation_space = gym.spaces.Box(0, 255, (c, h, w), np.uint8)
+        else:
+            self.observation_space = gym.spaces.Box(-np.inf, np.inf, space.shape, np.float32)
+        self.action_space = gym.spaces.Discrete(int(self.env.action_space.n))
+        self._rng = np.random.default_rng()
+
+    def _obs(self, obs: np.ndarray) -> np.ndarray:
+        if self._image:
+            return np.ascontiguousarray(np.asarray(obs, np.uint8).transpose(2, 0, 1))
+        return np.asarray(obs, np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        # The engine draws each episode's seed from Python's global `random` unless one is
+        # set; set it from this env's generator so a seeded reset replays the same episodes.
+        self.env.unwrapped._config["game_engine_random_seed"] = int(
+            self._rng.integers(0, 2_000_000_000))
+        return self._obs(self.env.reset()), {}
+
+    def step(self, action):
+        obs, reward, done, info = self.env.step(int(action))
+        scoring = float(info.get("score_reward", reward))
+        info = {"checkpoint_reward": float(reward) - scoring}
+        clock_out = False
+        if done:
+            raw = self.env.unwrapped.observation()
+            clock_out = int(raw[0]["steps_left"]) <= 0 if raw else False
+        return self._obs(obs), scoring, done and not clock_out, done and clock_out, info
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        with warnings.catch_warnings():  # gym 0.25's notice about the `mode` argument
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return np.asarray(self.env.render(mode="rgb_array"), np.uint8)
+
+    def close(self):
+        self.env.close()
+
+
+class FootballReward(gym.Wrapper):
+    """Training reward (`shaped_reward`) on top of a `GFootballEnv`, and the episode's
+    outcome extras in `info["episode_extras"]` on the step that ends it."""
+
+    def __init__(self, env: gym.Env, cfg: EnvConfig):
+        super().__init__(env)
+        self.cfg = cfg
+        self.goals = GoalTracker(1)
+
+    def reset(self, **kwargs):
+        self.goals.reset()
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, scoring, terminated, truncated, info = self.env.step(action)
+        done = np.array([terminated or truncated])
+        outcome = self.goals.step(np.array([scoring]), done)
+        if outcome:
+            info[EXTRAS_KEY] = outcome[0]
+        reward = shaped_reward(scoring, info.get("checkpoint_reward", 0.0), self.cfg)
+        return obs, float(reward), terminated, truncated, info
+
+
+def make_gfootball_env(scenario: str, cfg: EnvConfig, representation: str,
+                       render: bool = False) -> gym.Env:
+    """One official-engine env: raw env, step limit, raw episode statistics, reward."""
+    env: gym.Env = GFootballEnv(scenario, representation, cfg.checkpoint_reward, render)
+    if cfg.max_episode_steps:
+        env = gym.wrappers.TimeLimit(env, cfg.max_episode_steps)
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    return FootballReward(env, cfg)
+
+
+# ---------------------------------------------------------------- dispatch
+
+def make_football_vector_env(cfg: EnvConfig, n: int, seed: int, mode: str, backend: str,
+                             render: bool):
+    """Football envs for `make_vector_env` (mode changes nothing: football has no lives and
+    no reward clipping; metrics always use the raw scoring reward)."""
+    scenario = scenario_of(cfg.id)
+    if cfg.hide_obs:
+        raise EnvError("env.hide_obs is not supported for football envs")
+    if backend == "envpool" and not render:
+        if cfg.representation != "extracted":
+            raise EnvError(f"EnvPool's football engine only gives the minimap: set "
+                           f"env.representation=extracted (got {cfg.representation}), or "
+                           f"env.backend=gfootball for the official engine")
+        if cfg.checkpoint_reward:
+            raise EnvError("env.checkpoint_reward needs the official engine "
+                           "(env.backend=gfootball); EnvPool's gives only the scoring reward")
+        return FootballEnvPoolVecEnv(scenario, cfg, n, seed)
+    if backend not in ("envpool", "gfootball", "sync", "async"):
+        raise EnvError(f"env.backend={backend} does not run football; use envpool or gfootball")
+    # Official engine. A video of an EnvPool-trained agent shows it the same minimap.
+    representation = "extracted" if backend == "envpool" else cfg.representation
+    asynchronous = not render and (backend == "async" or (backend == "gfootball" and n > 1))
+    if representation.startswith("pixels") and n > 1 and not asynchronous:
+        raise EnvError(f"env.representation={representation} renders frames, and the engine "
+                       f"renders one env per process: use env.backend=gfootball or async")
+    import_gfootball()  # fail here, in this process, with the install hint
+    fns = [partial(make_gfootball_env, scenario, cfg, representation, render and i == 0)
+           for i in range(n)]
+    return GymVecEnv(fns, asynchronous=asynchronous, step_timeout=cfg.step_timeout,
+                     env_id=cfg.id)
