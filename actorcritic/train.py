@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from actorcritic.config import Config, apply_overrides, load_config
-from actorcritic.errors import EnvError, NonFiniteError, RunFailure
+from actorcritic.errors import EnvError, RunFailure
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.run.checkpoint import (
     CheckpointDir,
@@ -66,19 +66,6 @@ def set_threads(cfg: Config, obs_space) -> None:
         image = len(obs_space.shape) == 3 and cfg.model.encoder != "mlp"
         threads = (os.cpu_count() or 1) if image else 1
     torch.set_num_threads(threads)
-
-
-def guard_update(model: torch.nn.Module, loss: torch.Tensor, stats: dict, update: int) -> None:
-    """Stop on a non-finite loss or gradient, naming where it appeared."""
-    if not torch.isfinite(loss):
-        parts = ", ".join(f"{k}={float(v):.4g}" for k, v in stats.items()
-                          if k.startswith("losses/"))
-        raise NonFiniteError(f"non-finite loss at update {update} ({parts})")
-    if not torch.isfinite(stats["diag/grad_norm"]):
-        bad = [n for n, p in model.named_parameters()
-               if p.grad is not None and not torch.isfinite(p.grad).all()]
-        raise NonFiniteError(f"non-finite gradient at update {update} in "
-                             f"{', '.join(bad[:3]) or 'the parameters'}")
 
 
 def evaluate_during_training(session: RunSession, model: ActorCritic) -> dict:

@@ -27,13 +27,13 @@ import torch
 from procs import children, exists
 
 from actorcritic import train
-from actorcritic.algos.a2c import clip_and_measure
+from actorcritic.algos.a2c import clip_and_measure, guard_update
 from actorcritic.cli import main
 from actorcritic.config import load_config
 from actorcritic.errors import NonFiniteError
 from actorcritic.run import checkpoint as checkpoint_module
 from actorcritic.run.checkpoint import CheckpointDir, load_checkpoint, save_checkpoint
-from actorcritic.train import build_model, guard_update, spaces_for
+from actorcritic.train import build_model, spaces_for
 
 TESTS = Path(__file__).resolve().parent
 

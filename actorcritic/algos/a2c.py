@@ -14,6 +14,7 @@ from actorcritic.algos.losses import actor_critic_loss
 from actorcritic.algos.returns import gae_advantages
 from actorcritic.algos.rollout import RolloutBuffer
 from actorcritic.config import AlgoConfig
+from actorcritic.errors import NonFiniteError
 
 
 def rollout_loss(model: nn.Module, buf: RolloutBuffer, cfg: AlgoConfig, with_stats: bool = True):
@@ -68,6 +69,31 @@ def clip_and_measure(params: list[torch.Tensor], max_grad_norm: float) -> torch.
     return norm
 
 
+def guard_update(model: torch.nn.Module, loss: torch.Tensor, stats: dict, update: int) -> None:
+    """Stop on a non-finite loss or gradient, naming where it appeared."""
+    if not torch.isfinite(loss):
+        parts = ", ".join(f"{k}={float(v):.4g}" for k, v in stats.items()
+                          if k.startswith("losses/"))
+        raise NonFiniteError(f"non-finite loss at update {update} ({parts})")
+    if not torch.isfinite(stats["diag/grad_norm"]):
+        bad = [n for n, p in model.named_parameters()
+               if p.grad is not None and not torch.isfinite(p.grad).all()]
+        raise NonFiniteError(f"non-finite gradient at update {update} in "
+                             f"{', '.join(bad[:3]) or 'the parameters'}")
+
+
+def apply_update(model: nn.Module, optimizer: torch.optim.Optimizer, params: list,
+                 loss: torch.Tensor, stats: dict, cfg, update: int, log_now: bool) -> None:
+    """Gradients are in place: clip them (recording the norm before clipping), stop on a
+    non-finite loss or gradient, add the gradient diagnostics on logged updates, step."""
+    stats["diag/grad_norm"] = clip_and_measure(params, cfg.algo.max_grad_norm)
+    if cfg.run.nan_guard:
+        guard_update(model, loss, stats, update)
+    if log_now:
+        stats.update(grad_stats(params))
+    optimizer.step()
+
+
 # ---------------------------------------------------------------- the A2C driver
 
 def run_a2c(session, model: nn.Module, resume=None) -> None:
@@ -79,7 +105,7 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
     from actorcritic.envs import snapshot as env_snapshot
     from actorcritic.errors import EnvError, NonFiniteError
     from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
-    from actorcritic.train import guard_update, model_tensors
+    from actorcritic.train import model_tensors
 
     cfg, device = session.cfg, session.device
     envs = make_vector_env(cfg.env, seed=cfg.run.seed, mode="train")
@@ -132,12 +158,7 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             loss, stats = rollout_loss(model, buf.to(device), cfg.algo, with_stats=log_now)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            stats["diag/grad_norm"] = clip_and_measure(params, cfg.algo.max_grad_norm)
-            if cfg.run.nan_guard:
-                guard_update(model, loss, stats, session.updates)
-            if log_now:
-                stats.update(grad_stats(params))
-            optimizer.step()
+            apply_update(model, optimizer, params, loss, stats, cfg, session.updates, log_now)
             if log_now:
                 stats["charts/lr"] = lr
                 session.log(stats)

@@ -33,7 +33,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from actorcritic.algos.a2c import clip_and_measure, lr_at, rollout_loss
+from actorcritic.algos.a2c import clip_and_measure, guard_update, lr_at, rollout_loss
 from actorcritic.algos.shared_optim import make_shared_optimizer
 from actorcritic.errors import NonFiniteError, UserError, WorkerFailure
 
@@ -75,7 +75,6 @@ def a3c_update(local: nn.Module, global_params: list[torch.Tensor], optimizer, l
     loss.backward()
     stats["diag/grad_norm"] = clip_and_measure(local_params, max_grad_norm)
     if nan_guard:
-        from actorcritic.train import guard_update
 
         guard_update(local, loss, stats, update)
     push_grads(local_params, global_params)

@@ -25,13 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from actorcritic.algos.a2c import (
-    clip_and_measure,
-    grad_stats,
-    lr_at,
-    make_optimizer,
-    rollout_loss,
-)
+from actorcritic.algos.a2c import apply_update, lr_at, make_optimizer, rollout_loss
 from actorcritic.algos.losses import actor_critic_loss
 from actorcritic.algos.returns import vtrace
 from actorcritic.config import AlgoConfig, Config, config_from_dict
@@ -184,7 +178,7 @@ def run_learner(session, model: nn.Module, resume, source: ExperienceSource,
     arrives. Either way the new parameters are published after every step.
     """
     from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
-    from actorcritic.train import guard_update, model_tensors
+    from actorcritic.train import model_tensors
 
     cfg = session.cfg
     optimizer = make_optimizer(model.parameters(), cfg.algo)
@@ -231,12 +225,7 @@ def run_learner(session, model: nn.Module, resume, source: ExperienceSource,
                     p.grad = grads[offset:offset + p.numel()].view_as(p).clone()
                     offset += p.numel()
                 loss, stats = torch.tensor(item["loss"]), dict(item["stats"])
-            stats["diag/grad_norm"] = clip_and_measure(params, cfg.algo.max_grad_norm)
-            if cfg.run.nan_guard:
-                guard_update(model, loss, stats, session.updates)
-            if log_now:
-                stats.update(grad_stats(params))
-            optimizer.step()
+            apply_update(model, optimizer, params, loss, stats, cfg, session.updates, log_now)
             session.add_steps(0, updates=1)
             source.publish(session.updates, flat_params(model))
             if log_now:

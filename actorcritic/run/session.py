@@ -240,7 +240,8 @@ class RunSession:
         score = self.last_eval["mean_return"] if self.last_eval else None
         if score is None and len(self.window.returns) >= 10:
             score = self.window.mean
-        if score is None or (self.best_score is not None and score <= self.best_score):
+        # Ties replace: of equally scoring snapshots the latest is the more trained one.
+        if score is None or (self.best_score is not None and score < self.best_score):
             return False
         self.best_score = score
         return True
