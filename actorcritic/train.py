@@ -74,7 +74,7 @@ def evaluate_during_training(session: RunSession, model: ActorCritic) -> dict:
     result = evaluate_policy(model, cfg.env, cfg.run.eval_during_episodes,
                              greedy=cfg.run.eval_greedy, seed=cfg.run.seed + 50_000 + session.updates,
                              device=session.device)
-    session.last_eval = result
+    session.record_eval(result)
     session.eval_seconds += time.monotonic() - start
     values = {"eval/mean_return": result["mean_return"]}
     session.logger.scalars(session.env_steps, session.wall_seconds, values)

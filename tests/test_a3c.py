@@ -3,6 +3,7 @@ worker, a hung worker past the restart limit, Ctrl-C) with real processes via th
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -171,6 +172,18 @@ def _start(run: Path, *sets: str, quiet: bool = True) -> subprocess.Popen:
                             start_new_session=True)
 
 
+@contextlib.contextmanager
+def _cli_run(run: Path, *sets: str, quiet: bool = True):
+    """The CLI training as a subprocess (own process group), killed whatever the test does."""
+    proc = _start(run, *sets, quiet=quiet)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def _assert_no_survivors(children: dict[int, tuple[str, int]]) -> None:
     _wait_for(lambda: not any(_alive(pid, t) for pid, (_, t) in children.items()), 15,
               "every child of the run to be gone")
@@ -179,8 +192,7 @@ def _assert_no_survivors(children: dict[int, tuple[str, int]]) -> None:
 @pytest.mark.slow
 def test_killed_worker_is_restarted_and_training_finishes(tmp_path):
     run = tmp_path / "run"
-    proc = _start(run, "run.total_steps=100000", "run.eval_every=0")
-    try:
+    with _cli_run(run, "run.total_steps=100000", "run.eval_every=0") as proc:
         _wait_for(lambda: len(_episode_rows(run)) > 5, 120, "first episodes", proc)
         victim = _worker(proc.pid, 0)
         assert victim is not None
@@ -190,10 +202,6 @@ def test_killed_worker_is_restarted_and_training_finishes(tmp_path):
         _wait_for(lambda: (_worker(proc.pid, 0) or victim) != victim, 60, "a new worker 0",
                   proc)
         out, err = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 0, err
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["stop_reason"] == "total_steps"
@@ -206,20 +214,15 @@ def test_killed_worker_is_restarted_and_training_finishes(tmp_path):
 @pytest.mark.slow
 def test_hung_worker_past_restart_limit_fails_cleanly(tmp_path):
     run = tmp_path / "run"
-    proc = _start(run, "run.total_steps=10000000", "run.eval_every=0",
-                  "run.worker_timeout=8", "run.max_worker_restarts=0")
     children = {}
-    try:
+    with _cli_run(run, "run.total_steps=10000000", "run.eval_every=0",
+                  "run.worker_timeout=8", "run.max_worker_restarts=0") as proc:
         # Worker 1 must have reported: until then it has the start-up grace, not the timeout.
         _wait_for(lambda: any(r["worker"] == "1" for r in _episode_rows(run)), 120,
                   "worker 1's first episodes", proc)
         children = _children(proc.pid)
         os.kill(_worker(proc.pid, 1), signal.SIGSTOP)  # alive but silent
         out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 4, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("actorcritic: error: "), err
@@ -233,9 +236,8 @@ def test_hung_worker_past_restart_limit_fails_cleanly(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_writes_final_checkpoint_and_leaves_no_child(tmp_path):
     run = tmp_path / "run"
-    proc = _start(run, "run.total_steps=10000000", "run.eval_every=20000")
     children = {}
-    try:
+    with _cli_run(run, "run.total_steps=10000000", "run.eval_every=20000") as proc:
         _wait_for(lambda: len(_episode_rows(run)) > 5, 120, "first episodes", proc)
         _wait_for(lambda: "a3c-evaluator" in {comm for comm, _ in _children(proc.pid).values()},
                   60, "the evaluator", proc)
@@ -243,10 +245,6 @@ def test_ctrl_c_writes_final_checkpoint_and_leaves_no_child(tmp_path):
         assert {"a3c-worker-0", "a3c-worker-1"} <= {comm for comm, _ in children.values()}
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 0, err
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["stop_reason"] == "SIGINT"

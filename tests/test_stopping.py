@@ -42,3 +42,27 @@ def test_progress_is_plain_lines_when_not_a_terminal(tmp_path):
          str(tmp_path / "quiet"), "--quiet", "--set", "run.total_steps=1000",
          "--set", "run.eval_episodes=0"], capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 0 and quiet.stdout == ""
+
+
+def test_best_checkpoint_rules(tmp_path):
+    """An evaluation counts once (ties replace); without evaluations the training mean
+    must strictly improve. A stale evaluation never relabels newer parameters as best."""
+    from actorcritic.config import load_config
+    from actorcritic.envs.vector import Episode
+    from actorcritic.run.session import RunSession
+
+    session = RunSession(load_config("cartpole-a2c"), tmp_path / "run", quiet=True)
+    try:
+        assert not session.improved()  # nothing measured yet
+        session.record_episodes([Episode(0, 20.0, 20)] * 10)
+        assert session.improved() and session.best_score == 20.0
+        assert not session.improved()  # the same mean is no improvement
+        session.record_eval({"mean_return": 300.0})
+        assert session.improved() and session.best_score == 300.0
+        assert not session.improved()  # a stale evaluation counts once
+        session.record_eval({"mean_return": 300.0})
+        assert session.improved()  # a tie from a new evaluation replaces
+        session.record_eval({"mean_return": 250.0})
+        assert not session.improved() and session.best_score == 300.0
+    finally:
+        session.close()

@@ -496,7 +496,7 @@ def _monitor(session, pool: ChildPool, counters: torch.Tensor, checkpoint) -> No
             elif kind == "eval":
                 _, steps, result, snapshot = msg
                 pool.evaluator.busy = False
-                session.last_eval = result
+                session.record_eval(result)
                 session.logger.scalars(steps, session.wall_seconds,
                                        {"eval/mean_return": result["mean_return"]})
                 session.progress.message(f"eval at {steps} steps: mean return "

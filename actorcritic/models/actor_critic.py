@@ -57,7 +57,6 @@ class ActorCritic(nn.Module):
         self.policy = make_head(self.actor_trunk.out_size, action_space)
         value_in = (self.critic_trunk or self.actor_trunk).out_size
         self.value = orthogonal_(nn.Linear(value_in, 1), gain=1.0)
-        self.is_recurrent = cfg.core != "none"
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> State:
         state = self.actor_trunk.core.initial_state(batch, device)

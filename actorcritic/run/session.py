@@ -109,6 +109,7 @@ class RunSession:
         self.prior_wall = 0.0
         self.best_score: float | None = None
         self.last_eval: dict | None = None
+        self._fresh_eval = False  # last_eval not yet considered for the best checkpoint
         self.eval_seconds = 0.0  # wall time spent in evaluations during training
         self.next_eval = cfg.run.eval_every
         self.stop_reason: str | None = None
@@ -235,14 +236,32 @@ class RunSession:
         every = self.cfg.run.checkpoint_every
         return bool(every) and self.updates % every == 0
 
+    def record_eval(self, result: dict) -> None:
+        """An evaluation of the current parameters (train.py) or of a snapshot (A3C)."""
+        self.last_eval = result
+        self._fresh_eval = True
+
     def improved(self) -> bool:
-        """Whether the current score (last eval, else mean of last 100) beats the best."""
-        score = self.last_eval["mean_return"] if self.last_eval else None
-        if score is None and len(self.window.returns) >= 10:
+        """Whether the parameters just evaluated (or, in runs without evaluations, the
+        current ones) should replace the best checkpoint.
+
+        A new evaluation counts once, when it arrives; ties replace, since of equally
+        scoring snapshots the latest is the more trained one. Without evaluations the mean
+        of the last 100 training episodes must strictly improve.
+        """
+        if self.last_eval is not None:
+            if not self._fresh_eval:
+                return False
+            self._fresh_eval = False
+            score = self.last_eval["mean_return"]
+            if self.best_score is not None and score < self.best_score:
+                return False
+        else:
+            if len(self.window.returns) < 10:
+                return False
             score = self.window.mean
-        # Ties replace: of equally scoring snapshots the latest is the more trained one.
-        if score is None or (self.best_score is not None and score < self.best_score):
-            return False
+            if self.best_score is not None and score <= self.best_score:
+                return False
         self.best_score = score
         return True
 
