@@ -34,8 +34,9 @@ def _f(default: Any, help: str, *, choices: tuple | None = None, min: float | No
 class EnvConfig:
     id: str = _f("CartPole-v1", "Gymnasium/EnvPool environment id")
     num_envs: int = _f(8, "parallel environments per learner (or per A3C worker)", min=1)
-    backend: str = _f("sync", "vector backend", choices=("sync", "async", "envpool", "ale_vector",
-                                                       "gfootball"))
+    backend: str = _f("sync", "vector backend (vector: Gymnasium's own NumPy-vectorized env, "
+                      "CartPole-v1)", choices=("sync", "async", "vector", "envpool",
+                                               "ale_vector", "gfootball"))
     eval_backend: str = _f("auto", "backend for evaluation and video (auto: sync when Gymnasium "
                            "knows the id, else the training backend)",
                            choices=("auto", "sync", "async", "envpool"))
@@ -95,6 +96,10 @@ class AlgoConfig:
     vf_coef: float = _f(0.5, "value loss coefficient", min=0)
     max_grad_norm: float = _f(0.5, "gradient-norm clip (0: off)", min=0)
     normalize_advantage: bool = _f(False, "normalize advantages per batch")
+    reuse_acting_graph: str = _f("auto", "A2C: backpropagate through the forward passes made "
+                                 "while acting instead of recomputing them (same gradient, one "
+                                 "forward pass less; auto: on for feedforward CNNs)",
+                                 choices=("auto", "on", "off"))
     num_workers: int = _f(2, "A3C/IMPALA worker processes", min=1)
     shared_lock: bool = _f(False, "A3C: lock the shared optimizer step")
     vtrace_rho: float = _f(1.0, "IMPALA: clip of importance weights for the value targets", min=0,
@@ -111,6 +116,8 @@ class RunConfig:
     device: str = _f("auto", "torch device (auto: cuda when present, else cpu)",
                      choices=("auto", "cpu", "cuda"))
     torch_threads: int = _f(0, "torch intra-op threads (0: auto)", min=0)
+    numpy_acting: bool = _f(True, "A2C: act with NumPy for MLP policies with a Discrete head on "
+                            "the CPU (the same arithmetic, a fifth of the per-step overhead)")
     backend: str = _f("local", "where workers run", choices=("local", "ray"))
     stop_mean_return: float | None = _f(None, "stop once the mean of the last 100 episodes "
                                         "reaches this")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from actorcritic.algos.a2c import rollout_loss
+from actorcritic.algos.a2c import reuses_acting_graph, rollout_loss
 from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
 from actorcritic.config import AlgoConfig, EnvConfig, ModelConfig
 from actorcritic.envs import make_vector_env
@@ -62,6 +62,53 @@ def test_training_recompute_equals_acting_across_episode_ends(core):
             assert torch.isfinite(loss)
     finally:
         envs.close()
+
+
+def test_acting_graph_gives_the_recomputed_loss_and_gradient():
+    """A2C's acting-graph reuse backpropagates through the passes made while acting: on
+    the same rollout (with episode ends inside) the loss and every gradient equal those of
+    recomputing the rollout."""
+    torch.manual_seed(2)
+    env_cfg = EnvConfig(id="CartPole-v1", num_envs=3, backend="sync", max_episode_steps=6)
+    envs = make_vector_env(env_cfg, seed=5)
+    model = ActorCritic(envs.single_observation_space, envs.single_action_space,
+                        ModelConfig(hidden_sizes=[16], shared_trunk=False))
+    cfg = AlgoConfig(normalize_advantage=True, gae_lambda=0.9)
+    buf = RolloutBuffer(12, 3, envs.single_observation_space, envs.single_action_space, "cpu")
+    carry = Carry.start(envs.reset(seed=5), model, torch.device("cpu"))
+    try:
+        for _ in range(2):
+            collect_rollout(envs, model, buf, carry, ActionAdapter(envs.single_action_space),
+                            keep_graph=True)
+            assert (~buf.valid).any()
+            acted, buf.acted = buf.acted, None
+            grads = []
+            for kept in (acted, None):
+                model.zero_grad(set_to_none=True)
+                loss, _ = rollout_loss(model, buf, cfg, acted=kept)
+                loss.backward()
+                grads.append([p.grad.clone() for p in model.parameters()])
+            for reused, recomputed in zip(*grads):
+                torch.testing.assert_close(reused, recomputed, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(acted[1][:-1].detach(), buf.values, atol=1e-6, rtol=0)
+    finally:
+        envs.close()
+
+
+def test_acting_graph_reuse_is_chosen_for_feedforward_cnns():
+    image = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    vector = gym.spaces.Box(-1, 1, (4,), np.float32)
+    actions = gym.spaces.Discrete(3)
+
+    def chosen(space, setting, **model_kw):
+        model = ActorCritic(space, actions, ModelConfig(**model_kw))
+        return reuses_acting_graph(model, AlgoConfig(reuse_acting_graph=setting))
+
+    assert chosen(image, "auto", encoder="nature_cnn")
+    assert not chosen(vector, "auto")
+    assert chosen(vector, "on")
+    assert not chosen(image, "off", encoder="nature_cnn")
+    assert not chosen(image, "on", encoder="small_cnn", core="lstm", core_size=8)
 
 
 def test_reset_step_is_masked_and_state_resets_after_it():

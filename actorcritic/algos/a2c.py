@@ -15,20 +15,40 @@ from actorcritic.algos.returns import gae_advantages
 from actorcritic.algos.rollout import RolloutBuffer
 from actorcritic.config import AlgoConfig
 from actorcritic.errors import NonFiniteError
+from actorcritic.models.encoders import MLP
 
 
-def rollout_loss(model: nn.Module, buf: RolloutBuffer, cfg: AlgoConfig, with_stats: bool = True):
+def rollout_loss(model: nn.Module, buf: RolloutBuffer, cfg: AlgoConfig, with_stats: bool = True,
+                 acted: tuple[torch.Tensor, torch.Tensor] | None = None):
     """Loss over one rollout, recomputed from `buf.start_state` with BPTT for recurrent cores.
 
     The forward pass includes the bootstrap observation (row T), so its value comes from
-    the same parameters that acted.
+    the same parameters that acted. `acted` (policy params [T, N, P], values [T+1, N]) are
+    the acting forward passes kept with their graph: given, nothing is recomputed.
     """
-    params, values, _ = model(buf.obs, buf.first, buf.start_state)  # [T+1, N, ...]
-    logp, entropy = model.policy.log_prob_entropy(params[:-1], buf.actions)
+    if acted is None:
+        params, values, _ = model(buf.obs, buf.first, buf.start_state)  # [T+1, N, ...]
+    else:
+        params, values = acted
+    logp, entropy = model.policy.log_prob_entropy(params[:buf.num_steps], buf.actions)
     advantages, returns = gae_advantages(buf.rewards, values.detach(), buf.terminated,
                                          buf.truncated, cfg.gamma, cfg.gae_lambda)
     return actor_critic_loss(logp, entropy, values[:-1], advantages, returns, buf.valid,
                              cfg.vf_coef, cfg.ent_coef, cfg.normalize_advantage, with_stats)
+
+
+def reuses_acting_graph(model: nn.Module, cfg: AlgoConfig) -> bool:
+    """Whether A2C backpropagates through the acting passes (`algo.reuse_acting_graph`).
+
+    Only feedforward models: a recurrent core trains faster through its fused sequence
+    kernel. `auto` turns it on for CNN encoders, where a forward pass costs far more than
+    the autograd bookkeeping of acting with gradients; for small MLPs it does not pay."""
+    if model.cfg.core != "none" or cfg.reuse_acting_graph == "off":
+        return False
+    if cfg.reuse_acting_graph == "on":
+        return True
+    encoder = model.actor_trunk.encoder
+    return not isinstance(encoder, MLP)
 
 
 def make_optimizer(params, cfg: AlgoConfig) -> torch.optim.Optimizer:
@@ -104,6 +124,7 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
     from actorcritic.envs import make_vector_env
     from actorcritic.envs import snapshot as env_snapshot
     from actorcritic.errors import EnvError, NonFiniteError
+    from actorcritic.models.numpy_actor import NumpyActor, supports_numpy_acting
     from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
     from actorcritic.train import model_tensors
 
@@ -131,6 +152,12 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
                             envs.single_action_space, device)
         to_env = ActionAdapter(envs.single_action_space)
         steps_per_update = cfg.algo.num_steps * envs.num_envs
+        keep_graph = reuses_acting_graph(model, cfg.algo)
+        actor = None
+        if cfg.run.numpy_acting and not keep_graph and supports_numpy_acting(model):
+            actor = NumpyActor(model, cfg.run.seed)
+            if resume is not None and "numpy_actor_rng" in resume.meta:
+                actor.set_state(resume.meta["numpy_actor_rng"])
 
         def checkpoint(name: str) -> None:
             tensors = model_tensors(model)
@@ -139,6 +166,8 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             tensors.update(_carry_tensors(carry))
             tensors["extra.rng_torch"] = torch.get_rng_state()
             extra = {"optimizer": opt_meta, "algo": "a2c"}
+            if actor is not None:
+                extra["numpy_actor_rng"] = actor.get_state()
             if env_snapshot.can_snapshot(envs):
                 arrays, values = env_snapshot.capture(envs)
                 tensors.update({f"env.{k}": torch.from_numpy(np.array(v))
@@ -151,11 +180,14 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             lr = lr_at(cfg.algo, session.env_steps, cfg.run.total_steps, session.window.count)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard)
+            episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard,
+                                       keep_graph, actor)
             session.add_steps(steps_per_update)
             session.record_episodes(episodes)
             log_now = session.updates % cfg.run.log_every == 0
-            loss, stats = rollout_loss(model, buf.to(device), cfg.algo, with_stats=log_now)
+            acted, buf.acted = buf.acted, None
+            loss, stats = rollout_loss(model, buf.to(device), cfg.algo, with_stats=log_now,
+                                       acted=acted)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             apply_update(model, optimizer, params, loss, stats, cfg, session.updates, log_now)

@@ -13,6 +13,7 @@ from actorcritic.envs.vector import Episode, VecEnv
 from actorcritic.errors import NonFiniteError
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.models.cores import State
+from actorcritic.models.numpy_actor import NumpyActor
 
 
 @dataclass
@@ -62,6 +63,9 @@ class RolloutBuffer:
         self.truncated = torch.zeros((T, N), dtype=torch.bool)
         self.valid = torch.zeros((T, N), dtype=torch.bool)
         self.start_state: State = ()
+        # With collect_rollout(keep_graph=True): the acting forward passes, still attached to
+        # the autograd graph: policy params [T, N, P] and values [T+1, N] (row T detached).
+        self.acted: tuple[torch.Tensor, torch.Tensor] | None = None
         self.num_steps, self.num_envs = T, N
         self.device = torch.device(device)
         self.np = types.SimpleNamespace(**{n: getattr(self, n).numpy() for n in self.NAMES})
@@ -97,8 +101,16 @@ def check_finite(name: str, array: np.ndarray, step: int) -> None:
 
 
 def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry: Carry,
-                    to_env: ActionAdapter, nan_guard: bool = True) -> list[Episode]:
-    """Act for buf.num_steps steps from `carry`, filling `buf`; updates `carry` in place."""
+                    to_env: ActionAdapter, nan_guard: bool = True,
+                    keep_graph: bool = False, actor: NumpyActor | None = None) -> list[Episode]:
+    """Act for buf.num_steps steps from `carry`, filling `buf`; updates `carry` in place.
+
+    With `keep_graph` (feedforward models only) acting runs with autograd on and the
+    forward passes are kept in `buf.acted`, so the update can backpropagate through them
+    instead of running the whole rollout through the network a second time. The parameters
+    do not change during a rollout, so the gradient is the same. With `actor` (small MLP
+    policies on the CPU) acting runs in NumPy.
+    """
     episodes: list[Episode] = []
     b = buf.np
     device = carry.state[0].device if carry.state else buf.device
@@ -109,16 +121,30 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
     first = carry.first.cpu().numpy().copy()
     reset_next = carry.reset_next.cpu().numpy().copy()
     check_obs = nan_guard and b.obs.dtype.kind == "f"
+    acted_params: list[torch.Tensor] = []
+    acted_values: list[torch.Tensor] = []
     for t in range(buf.num_steps):
         b.first[t] = first
         b.valid[t] = ~reset_next
-        obs_t, first_t = buf.obs[t], buf.first[t]
-        if not on_cpu:
-            obs_t, first_t = obs_t.to(device, non_blocking=True), first_t.to(device)
-        action, logp, value, state = model.act(obs_t, first_t, state)
-        b.actions[t] = action.cpu().numpy()
-        b.logp[t] = logp.cpu().numpy()
-        b.values[t] = value.cpu().numpy()
+        if actor is not None:
+            action, logp, value = actor(b.obs[t])
+        else:
+            obs_t, first_t = buf.obs[t], buf.first[t]
+            if not on_cpu:
+                obs_t, first_t = obs_t.to(device, non_blocking=True), first_t.to(device)
+            if keep_graph:
+                params, value, state = model(obs_t[None], first_t[None], state)
+                acted_params.append(params[0])
+                acted_values.append(value[0])
+                with torch.no_grad():
+                    action, logp = model.policy.sample_with_logp(params[0].detach())
+                value = value[0].detach()
+            else:
+                action, logp, value, state = model.act(obs_t, first_t, state)
+            action, logp, value = action.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
+        b.actions[t] = action
+        b.logp[t] = logp
+        b.values[t] = value
         obs, reward, terminated, truncated, finished = envs.step(to_env(b.actions[t]))
         if nan_guard:
             check_finite("reward", reward, t)
@@ -133,6 +159,13 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
         if finished:
             episodes.extend(finished)
     b.first[-1] = first
+    if keep_graph:
+        last_obs, last_first = buf.obs[-1], buf.first[-1]
+        if not on_cpu:
+            last_obs, last_first = last_obs.to(device), last_first.to(device)
+        with torch.no_grad():
+            _, bootstrap, _ = model(last_obs[None], last_first[None], state)
+        buf.acted = (torch.stack(acted_params), torch.cat([torch.stack(acted_values), bootstrap]))
     carry.obs.copy_(buf.obs[-1])
     carry.first.copy_(torch.from_numpy(first))
     carry.reset_next.copy_(torch.from_numpy(reset_next))
