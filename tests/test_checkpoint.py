@@ -28,12 +28,17 @@ def final_params(run_dir: Path) -> dict:
     return load_checkpoint(run_dir / "checkpoints" / "final.safetensors").section("model")
 
 
-def test_resume_is_exact(tmp_path):
-    """Train N, resume to 2N == 2N uninterrupted (CPU, sync backend): every parameter."""
+@pytest.mark.parametrize("backend,acting", [("sync", "numpy"), ("vector", "numpy"),
+                                            ("sync", "torch")])
+def test_resume_is_exact(tmp_path, backend, acting):
+    """Train N, resume to 2N == 2N uninterrupted (CPU, pure-Python envs; one vector env per
+    CartPole or Gymnasium's NumPy-vectorized CartPole; acting in NumPy or torch): every
+    parameter."""
     n = 4000
+    short = SHORT + [f"env.backend={backend}", f"run.numpy_acting={acting == 'numpy'}"]
     full = train("cartpole-a2c", tmp_path / "full", quiet=True,
-                 overrides=SHORT + [f"run.total_steps={2 * n}"])
-    train("cartpole-a2c", tmp_path / "half", quiet=True, overrides=SHORT + [f"run.total_steps={n}"])
+                 overrides=short + [f"run.total_steps={2 * n}"])
+    train("cartpole-a2c", tmp_path / "half", quiet=True, overrides=short + [f"run.total_steps={n}"])
     resumed = train(resume=tmp_path / "half", quiet=True, overrides=[f"run.total_steps={2 * n}"])
     a, b = final_params(tmp_path / "full"), final_params(tmp_path / "half")
     assert a.keys() == b.keys()

@@ -83,6 +83,23 @@ def make_single_env(cfg: EnvConfig, render: bool = False) -> gym.Env:
     return env
 
 
+def _native_vector_env(cfg: EnvConfig, n: int) -> GymVecEnv:
+    if not _gym_known(cfg.id):
+        raise unknown_env(cfg.id)
+    if gym.spec(cfg.id.split(":")[-1]).vector_entry_point is None:
+        raise EnvError(f"env '{cfg.id}' has no vectorized implementation in Gymnasium "
+                       f"(env.backend=vector); use env.backend=sync, async or envpool")
+    if cfg.hide_obs:
+        raise EnvError("env.hide_obs needs env.backend=sync or async")
+    kwargs = dict(cfg.kwargs)
+    if cfg.max_episode_steps:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+    try:
+        return GymVecEnv.native(cfg.id.split(":")[-1], n, **kwargs)
+    except (gym.error.Error, TypeError, ValueError) as exc:
+        raise EnvError(f"env '{cfg.id}' (env.backend=vector) could not be made: {exc}") from None
+
+
 def resolve_backend(cfg: EnvConfig, mode: str) -> str:
     if mode == "train" or cfg.eval_backend != "auto":
         return cfg.backend if mode == "train" else cfg.eval_backend
@@ -131,6 +148,8 @@ def make_vector_env(cfg: EnvConfig, num_envs: int | None = None, seed: int = 0,
         fns = [partial(make_single_env, cfg, render) for _ in range(n)]
         venv = GymVecEnv(fns, asynchronous=backend == "async", step_timeout=cfg.step_timeout,
                          env_id=cfg.id)
+    elif backend == "vector":
+        venv = _native_vector_env(cfg, n)
     else:
         raise EnvError(f"env.backend={backend} is only for Atari envs")
     return venv

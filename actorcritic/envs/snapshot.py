@@ -3,7 +3,8 @@
 A Gymnasium classic-control env (and every wrapper around it) keeps its whole state in
 plain attributes: NumPy arrays, numbers, deques of numbers and a NumPy Generator. We walk
 the wrapper chain of each sub-env of a SyncVectorEnv and of the vector env itself and
-record exactly those attributes: arrays go to safetensors, the rest to JSON. Envs whose
+record exactly those attributes: arrays go to safetensors, the rest to JSON. A natively
+vectorized env (Gymnasium's CartPoleVectorEnv) is one such object for all its envs. Envs whose
 state lives in C objects (Box2D, ALE, EnvPool, subprocesses) cannot be captured this way;
 `can_snapshot` says which, and a resumed run resets those envs instead.
 """
@@ -21,8 +22,8 @@ SNAPSHOT_MODULES = ("gymnasium.envs.classic_control",)
 def can_snapshot(vec_env: Any) -> bool:
     inner = getattr(vec_env, "env", None)
     envs = getattr(inner, "envs", None)
-    if envs is None:
-        return False
+    if envs is None:  # a natively vectorized env (CartPoleVectorEnv): one object for all
+        return type(getattr(inner, "unwrapped", None)).__module__.startswith(SNAPSHOT_MODULES)
     return all(type(e.unwrapped).__module__.startswith(SNAPSHOT_MODULES) for e in envs)
 
 
@@ -35,6 +36,8 @@ def _layers(env: Any) -> list[Any]:
 
 def _objects(vec_env: Any) -> dict[str, Any]:
     inner = vec_env.env
+    if not hasattr(inner, "envs"):
+        return {f"vec.{k}": layer for k, layer in enumerate(_layers(inner))}
     objs = {"vec": inner}
     for i, env in enumerate(inner.envs):
         for k, layer in enumerate(_layers(env)):

@@ -79,6 +79,24 @@ class GymVecEnv:
                     signal.signal(sig, handler)
         else:
             self.env = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=mode)
+        self._spaces_from_env()
+
+    @classmethod
+    def native(cls, env_id: str, num_envs: int, **kwargs: Any) -> GymVecEnv:
+        """Gymnasium's own vectorized implementation of `env_id` (CartPole-v1 has one): one
+        NumPy computation over all envs per step instead of a Python step per env. It also
+        resets on the step after an episode end."""
+        env = gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point", **kwargs)
+        if env.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.NEXT_STEP:
+            env.close()
+            raise ValueError(f"{env_id}'s vector implementation does not use next-step autoreset")
+        self = cls.__new__(cls)
+        self.env_id, self.asynchronous, self.step_timeout = env_id, False, 0.0
+        self.env = gym.wrappers.vector.RecordEpisodeStatistics(env)
+        self._spaces_from_env()
+        return self
+
+    def _spaces_from_env(self) -> None:
         self.num_envs = self.env.num_envs
         self.single_observation_space = self.env.single_observation_space
         self.single_action_space = self.env.single_action_space
