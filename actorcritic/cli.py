@@ -21,8 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("preset", nargs="?", help="preset name or YAML file (see 'presets')")
     t.add_argument("--seed", type=int, help="random seed (run.seed)")
     t.add_argument("--run-dir", help="where results go (default runs/PRESET-<timestamp>)")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set algo.lr=3e-4 (repeatable)")
+    t.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                   metavar="KEY=VALUE", help="override config keys, e.g. --set algo.lr=3e-4 "
+                   "env.num_envs=16 (repeatable)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest "
                    "checkpoint")
     t.add_argument("--init-from", metavar="CHECKPOINT", help="start from the matching tensors "
@@ -52,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("presets", help="list the presets")
     c = sub.add_parser("config", help="print the resolved config of a preset")
     c.add_argument("preset")
-    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    c.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                   metavar="KEY=VALUE")
     return p
 
 

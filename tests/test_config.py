@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from actorcritic.config import list_presets, load_config, parse_override
 from actorcritic.errors import ConfigError
@@ -89,3 +90,11 @@ def test_cli_presets_lists_descriptions():
     assert result.returncode == 0
     assert any(line.startswith("cartpole-a2c ") and "CartPole" in line
                for line in result.stdout.splitlines())
+
+
+def test_cli_set_takes_several_keys_and_repeats():
+    result = run_cli("config", "cartpole-a2c", "--set", "algo.lr=3e-4", "env.num_envs=3",
+                     "--set", "run.seed=9")
+    assert result.returncode == 0, result.stderr
+    cfg = yaml.safe_load(result.stdout)
+    assert (cfg["algo"]["lr"], cfg["env"]["num_envs"], cfg["run"]["seed"]) == (3e-4, 3, 9)
