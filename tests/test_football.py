@@ -310,3 +310,26 @@ def test_empty_goal_win_rate_bar(tmp_path, preset):
     summary = train(preset, tmp_path / "run", quiet=True)
     assert summary["eval"]["episodes"] == 100
     assert summary["eval"]["win_rate"] >= 0.9, summary["eval"]
+
+
+@pytest.mark.slow  # a full 11 vs 11 match: 3000 steps per engine, ~10 s each
+@pytest.mark.parametrize("backend, representation", [
+    ("envpool", "extracted"),
+    pytest.param("gfootball", "simple115v2", marks=needs_gfootball)])
+def test_match_clock_running_out_is_a_truncation(backend, representation):
+    """11 vs 11 ends only when the clock runs out (3000 steps): that end is `truncated`
+    (the learner bootstraps from the last value), never `terminated`, on both engines."""
+    cfg = EnvConfig(id="gfootball/11_vs_11_easy_stochastic-v1", backend=backend,
+                    representation=representation)
+    envs = make_vector_env(cfg, num_envs=1, seed=0)
+    try:
+        envs.reset(seed=0)
+        for step in range(1, 3100):
+            _, _, term, trunc, episodes = envs.step(np.array([IDLE]))
+            assert not term[0], f"terminated at step {step}"
+            if trunc[0]:
+                break
+    finally:
+        envs.close()
+    assert trunc[0] and step >= 3000
+    assert len(episodes) == 1 and episodes[0].length == step
