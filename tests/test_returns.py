@@ -1,8 +1,9 @@
 """Returns and advantages against plain Python reference loops on random data."""
 
+import pytest
 import torch
 
-from actorcritic.algos.returns import gae_advantages
+from actorcritic.algos.returns import _gae_torch, gae_advantages
 
 
 def reference_gae(rewards, values, terminated, truncated, gamma, lam):
@@ -55,11 +56,13 @@ def random_batch(T=12, N=5, seed=0):
     return rewards, values, terminated, truncated
 
 
-def test_gae_matches_reference_loop():
+@pytest.mark.parametrize("gae", [gae_advantages, _gae_torch], ids=["cpu-numpy", "torch"])
+def test_gae_matches_reference_loop(gae):
+    """Both implementations (NumPy for CPU tensors, torch ops for accelerators)."""
     for seed in range(5):
         batch = random_batch(seed=seed)
         for gamma, lam in [(0.99, 0.95), (0.9, 0.5), (1.0, 1.0), (0.98, 0.0)]:
-            adv, ret = gae_advantages(*batch, gamma, lam)
+            adv, ret = gae(*batch, gamma, lam)
             expected = reference_gae(*batch, gamma, lam)
             torch.testing.assert_close(adv, expected, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(ret, expected + batch[1][:-1], rtol=1e-5, atol=1e-5)
