@@ -9,8 +9,8 @@ Setting (the issue's bar): PongNoFrameskip-v4, Nature CNN, 16 envs x 5 steps, RM
   and `train()` end to end (start-up, logging and checkpoints included).
 - sb3: stable_baselines3.A2C("CnnPolicy") on make_atari_env + VecFrameStack(4), same
   hyperparameters (SB3's own DummyVecEnv of Gymnasium wrappers).
-- ceiling: our model and update with no environment at all: per update, num_steps act()
-  calls on synthetic observations plus the same update on a synthetic rollout.
+- ceiling: the same loop, model and update on a synthetic env that costs nothing (random
+  frames drawn once): the learner alone.
 
 Measurements are interleaved over rounds and the median is reported, so a load change on
 a shared machine hits all three alike.
@@ -33,9 +33,15 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from actorcritic.algos.a2c import clip_and_measure, make_optimizer, rollout_loss  # noqa: E402
+from actorcritic.algos.a2c import (  # noqa: E402
+    clip_and_measure,
+    make_optimizer,
+    reuses_acting_graph,
+    rollout_loss,
+)
 from actorcritic.algos.rollout import (  # noqa: E402
     ActionAdapter,
     Carry,
@@ -76,15 +82,48 @@ def timed(step, seconds: float, steps_per_call: int, warmup: int = 3) -> tuple[f
     return calls * steps_per_call / wall, calls * steps_per_call / max(cpu, 1e-9)
 
 
-class Ours:
-    """The A2C driver's per-update work, exactly as run_a2c does it (minus logging)."""
+class SyntheticEnvs:
+    """A VecEnv that costs nothing: random frames drawn once, no episode ends. Training on
+    it is the learner ceiling: everything our loop does except stepping emulators."""
 
-    def __init__(self, backend: str):
+    def __init__(self, like):
+        self.num_envs = like.num_envs
+        self.single_observation_space = like.single_observation_space
+        self.single_action_space = like.single_action_space
+        rng = np.random.default_rng(0)
+        shape = (8, self.num_envs, *self.single_observation_space.shape)
+        self.frames = rng.integers(0, 256, shape, dtype=np.uint8)
+        self.rewards = rng.integers(-1, 2, (8, self.num_envs)).astype(np.float32)
+        self.no_end = np.zeros(self.num_envs, dtype=bool)
+        self.t = 0
+
+    def reset(self, seed=None):
+        return self.frames[0]
+
+    def step(self, actions):
+        self.t = (self.t + 1) % len(self.frames)
+        return self.frames[self.t], self.rewards[self.t], self.no_end, self.no_end, []
+
+    def close(self) -> None:
+        pass
+
+
+class Ours:
+    """The A2C driver's per-update work, exactly as run_a2c does it (minus logging):
+    collect_rollout (keeping the acting graph, as the driver does for a feedforward CNN),
+    rollout_loss, backward, clip, RMSprop step. `synthetic=True` replaces the emulators by
+    SyntheticEnvs: the learner ceiling."""
+
+    def __init__(self, backend: str, synthetic: bool = False):
         cfg = our_config(backend)
         self.cfg = cfg
         self.envs = make_vector_env(cfg.env, seed=1, mode="train")
+        if synthetic:
+            real, self.envs = self.envs, SyntheticEnvs(self.envs)
+            real.close()
         self.model = ActorCritic(self.envs.single_observation_space,
                                  self.envs.single_action_space, cfg.model)
+        self.keep_graph = reuses_acting_graph(self.model, cfg.algo)
         self.opt = make_optimizer(self.model.parameters(), cfg.algo)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.buf = RolloutBuffer(N_STEPS, N_ENVS, self.envs.single_observation_space,
@@ -93,8 +132,11 @@ class Ours:
         self.to_env = ActionAdapter(self.envs.single_action_space)
 
     def update(self) -> None:
-        collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env, True)
-        loss, _ = rollout_loss(self.model, self.buf, self.cfg.algo)
+        collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env, True,
+                        self.keep_graph)
+        acted, self.buf.acted = self.buf.acted, None
+        loss, _ = rollout_loss(self.model, self.buf, self.cfg.algo, with_stats=False,
+                               acted=acted)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         clip_and_measure(self.params, self.cfg.algo.max_grad_norm)
@@ -102,85 +144,6 @@ class Ours:
 
     def close(self) -> None:
         self.envs.close()
-
-
-class OursGraphReuse(Ours):
-    """Prototype (not yet in the driver): act with autograd on and keep the graph, so the
-    update backpropagates through the acting forward passes instead of recomputing them.
-    Same parameters, same observations: the same loss and gradient, one forward less."""
-
-    def update(self) -> None:
-        from actorcritic.algos.losses import actor_critic_loss
-        from actorcritic.algos.returns import gae_advantages
-
-        buf, carry, model = self.buf, self.carry, self.model
-        state = tuple(s.detach() for s in carry.state)
-        logits, values = [], []
-        for t in range(N_STEPS):
-            buf.first[t] = carry.first
-            buf.valid[t] = ~carry.reset_next
-            params, value, state = model(carry.obs[None], carry.first[None], state)
-            with torch.no_grad():
-                action = model.policy.sample(params[0])
-            logits.append(params[0])
-            values.append(value[0])
-            buf.actions[t] = action
-            obs, reward, term, trunc, _ = self.envs.step(self.to_env(action))
-            buf.rewards[t] = torch.from_numpy(reward)
-            buf.terminated[t] = torch.from_numpy(term)
-            buf.truncated[t] = torch.from_numpy(trunc)
-            carry.first = carry.reset_next.clone()
-            carry.reset_next = ~carry.reset_next & torch.from_numpy(term | trunc)
-            carry.obs.copy_(torch.from_numpy(obs))
-        with torch.no_grad():
-            _, last, _ = model(carry.obs[None], carry.first[None], state)
-        carry.state = tuple(s.detach() for s in state)
-        params, values = torch.stack(logits), torch.stack(values)
-        logp, entropy = model.policy.log_prob_entropy(params, buf.actions)
-        all_values = torch.cat([values.detach(), last])
-        adv, ret = gae_advantages(buf.rewards, all_values, buf.terminated, buf.truncated,
-                                  self.cfg.algo.gamma, self.cfg.algo.gae_lambda)
-        loss, _ = actor_critic_loss(logp, entropy, values, adv, ret, buf.valid,
-                                    self.cfg.algo.vf_coef, self.cfg.algo.ent_coef)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_and_measure(self.params, self.cfg.algo.max_grad_norm)
-        self.opt.step()
-
-
-class Ceiling:
-    """Our model and update with no environment: synthetic observations and rollouts."""
-
-    def __init__(self, backend: str):
-        cfg = our_config(backend)
-        self.cfg = cfg
-        envs = make_vector_env(cfg.env, num_envs=1, seed=1, mode="train")
-        obs_space, act_space = envs.single_observation_space, envs.single_action_space
-        envs.close()
-        self.model = ActorCritic(obs_space, act_space, cfg.model)
-        self.opt = make_optimizer(self.model.parameters(), cfg.algo)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        buf = RolloutBuffer(N_STEPS, N_ENVS, obs_space, act_space, torch.device("cpu"))
-        g = torch.Generator().manual_seed(0)
-        buf.obs.copy_(torch.randint(0, 256, buf.obs.shape, generator=g, dtype=torch.uint8))
-        buf.actions.copy_(torch.randint(0, act_space.n, buf.actions.shape, generator=g))
-        buf.rewards.copy_(torch.randint(-1, 2, buf.rewards.shape, generator=g).float())
-        buf.valid.fill_(True)
-        self.buf = buf
-        self.first = torch.zeros(N_ENVS, dtype=torch.bool)
-
-    def update(self) -> None:
-        state = ()
-        for t in range(N_STEPS):
-            _, _, _, state = self.model.act(self.buf.obs[t], self.first, state)
-        loss, _ = rollout_loss(self.model, self.buf, self.cfg.algo)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_and_measure(self.params, self.cfg.algo.max_grad_norm)
-        self.opt.step()
-
-    def close(self) -> None:
-        pass
 
 
 class SB3:
@@ -227,16 +190,17 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: cpu count)")
     p.add_argument("--no-sb3", action="store_true")
     p.add_argument("--no-train", action="store_true", help="skip the train() end-to-end row")
-    p.add_argument("--prototype", action="store_true",
-                   help="also time the act-graph-reuse prototype of the rollout")
+    p.add_argument("--recompute", action="store_true",
+                   help="also time ours recomputing the rollout (algo.reuse_acting_graph=off)")
     args = p.parse_args()
 
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    rows = {"ours": Ours(args.backend), "ceiling": Ceiling(args.backend)}
-    if args.prototype:
-        rows["prototype: act-graph reuse"] = OursGraphReuse(args.backend)
+    rows = {"ours": Ours(args.backend), "ceiling": Ours(args.backend, synthetic=True)}
+    if args.recompute:
+        rows["ours, recomputing"] = Ours(args.backend)
+        rows["ours, recomputing"].keep_graph = False
     if not args.no_sb3:
         try:
             rows["sb3"] = SB3()
