@@ -74,7 +74,7 @@ def test_local_actors_train_log_policy_lag_and_resume(tmp_path):
     run = tmp_path / "run"
     first = train("cartpole-impala", run, quiet=True,
                   overrides=["run.total_steps=6000", "run.log_every=2", "run.eval_episodes=0",
-                             "run.stop_mean_return=null"])
+                             "run.stop_mean_return=null", "run.stop_eval_return=null"])
     assert first["status"] == "finished" and first["env_steps"] >= 6000
     lags = [float(r["diag/policy_lag"]) for r in read_metrics(run) if r["diag/policy_lag"]]
     assert lags and min(lags) >= 0 and max(lags) < 20
@@ -110,7 +110,7 @@ def test_dead_actor_process_is_replaced(tmp_path):
     thread.start()
     summary = train("cartpole-impala", tmp_path / "run", quiet=True,
                     overrides=["run.total_steps=40000", "run.eval_episodes=0",
-                               "run.max_worker_restarts=1", "run.stop_mean_return=null"])
+                               "run.max_worker_restarts=1", "run.stop_mean_return=null", "run.stop_eval_return=null"])
     thread.join(5)
     assert "killed" in seen, "the actor process was never seen"
     assert "replacement" in seen, "no new actor process replaced the killed one"

@@ -65,7 +65,7 @@ def test_killed_actor_is_replaced_and_cluster_shut_down(tmp_path):
     thread.start()
     summary = train("cartpole-impala", tmp_path / "run", quiet=True,
                     overrides=["run.backend=ray", "run.total_steps=60000", "run.eval_episodes=0",
-                               "run.max_worker_restarts=1", "run.stop_mean_return=null",
+                               "run.max_worker_restarts=1", "run.stop_mean_return=null", "run.stop_eval_return=null",
                                "run.log_every=2"])
     thread.join(10)
     assert not ray.is_initialized()
