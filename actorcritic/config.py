@@ -117,7 +117,7 @@ class RunConfig:
                      choices=("auto", "cpu", "cuda"))
     torch_threads: int = _f(0, "torch intra-op threads (0: auto)", min=0)
     numpy_acting: bool = _f(True, "A2C: act with NumPy for MLP policies with a Discrete head on "
-                            "the CPU (the same arithmetic, a fifth of the per-step overhead)")
+                            "the CPU (the same arithmetic, under half of torch's per-step overhead)")
     backend: str = _f("local", "where workers run", choices=("local", "ray"))
     stop_mean_return: float | None = _f(None, "stop once the mean of the last 100 episodes "
                                         "reaches this")

@@ -75,16 +75,21 @@ def test_backends_agree_on_color_and_size(backend):
         envs.close()
 
 
+def _play_space_invaders(backend: str, num_envs: int, seed: int, mode: str):
+    """1200 random steps of SpaceInvaders: rewards, terminated and episodes."""
+    cfg = EnvConfig(id="SpaceInvadersNoFrameskip-v4", backend=backend)
+    envs = make_vector_env(cfg, num_envs, seed=seed, mode=mode)
+    try:
+        return _play(envs, 1200, seed=seed)[1:]
+    finally:
+        envs.close()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_episode_stats_report_raw_score_over_all_lives(backend):
     """Training rewards are clipped and lives end training episodes, but the reported
     episode is the whole game on the raw score (SpaceInvaders: every hit is >= 5 points)."""
-    cfg = EnvConfig(id="SpaceInvadersNoFrameskip-v4", backend=backend)
-    envs = make_vector_env(cfg, 2, seed=1, mode="train")
-    try:
-        _, rewards, terms, episodes = _play(envs, 1200, seed=1)
-    finally:
-        envs.close()
+    rewards, terms, episodes = _play_space_invaders(backend, 2, seed=1, mode="train")
     assert set(np.unique(rewards)) <= {0.0, 1.0}
     assert episodes, "no game finished"
     t, ep = episodes[0]
@@ -97,12 +102,7 @@ def test_episode_stats_report_raw_score_over_all_lives(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_eval_mode_is_the_raw_game(backend):
-    cfg = EnvConfig(id="SpaceInvadersNoFrameskip-v4", backend=backend)
-    envs = make_vector_env(cfg, 1, seed=2, mode="eval")
-    try:
-        _, rewards, terms, episodes = _play(envs, 1200, seed=2)
-    finally:
-        envs.close()
+    rewards, terms, episodes = _play_space_invaders(backend, 1, seed=2, mode="eval")
     assert episodes
     t, ep = episodes[0]
     assert rewards.max() >= 5  # unclipped

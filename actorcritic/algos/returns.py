@@ -48,12 +48,18 @@ def _gae_numpy(rewards: np.ndarray, values: np.ndarray, terminated: np.ndarray,
     values = values.astype(np.float32, copy=False)
     deltas = rewards + np.float32(gamma) * values[1:] * ~terminated - values[:-1]
     decay = np.float32(gamma * gae_lambda) * ~(terminated | truncated)
-    advantages = np.empty_like(deltas)
-    running = np.zeros_like(deltas[0])
-    for t in range(deltas.shape[0] - 1, -1, -1):
-        running = deltas[t] + decay[t] * running
-        advantages[t] = running
+    advantages = _backward_numpy(deltas, decay)
     return torch.from_numpy(advantages), torch.from_numpy(advantages + values[:-1])
+
+
+def _backward_numpy(x: np.ndarray, decay: np.ndarray) -> np.ndarray:
+    """y[t] = x[t] + decay[t] * y[t+1] (y[T] = 0) over time-major [T, N] arrays."""
+    out = np.empty_like(x)
+    running = np.zeros_like(x[0])
+    for t in range(x.shape[0] - 1, -1, -1):
+        running = x[t] + decay[t] * running
+        out[t] = running
+    return out
 
 
 @np.errstate(over="ignore", invalid="ignore")  # overflow gives inf/NaN: the NaN guard names it
@@ -64,13 +70,7 @@ def _discounted_backward(x: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
     """
     x, decay = x.detach(), decay.detach()
     if x.device.type == "cpu":
-        xs, ds = x.numpy(), decay.numpy()
-        out = np.empty_like(xs)
-        running = np.zeros_like(xs[0])
-        for t in range(xs.shape[0] - 1, -1, -1):
-            running = xs[t] + ds[t] * running
-            out[t] = running
-        return torch.from_numpy(out)
+        return torch.from_numpy(_backward_numpy(x.numpy(), decay.numpy()))
     out = torch.empty_like(x)
     running = torch.zeros_like(x[0])
     for t in range(x.shape[0] - 1, -1, -1):

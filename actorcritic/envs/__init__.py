@@ -84,9 +84,10 @@ def make_single_env(cfg: EnvConfig, render: bool = False) -> gym.Env:
 
 
 def _native_vector_env(cfg: EnvConfig, n: int) -> GymVecEnv:
-    if not _gym_known(cfg.id):
+    if not _gym_known(cfg.id):  # imports `module` of a `module:Env-v0` id
         raise unknown_env(cfg.id)
-    if gym.spec(cfg.id.split(":")[-1]).vector_entry_point is None:
+    name = cfg.id.split(":")[-1]
+    if gym.spec(name).vector_entry_point is None:
         raise EnvError(f"env '{cfg.id}' has no vectorized implementation in Gymnasium "
                        f"(env.backend=vector); use env.backend=sync, async or envpool")
     if cfg.hide_obs:
@@ -95,7 +96,7 @@ def _native_vector_env(cfg: EnvConfig, n: int) -> GymVecEnv:
     if cfg.max_episode_steps:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     try:
-        return GymVecEnv.native(cfg.id.split(":")[-1], n, **kwargs)
+        return GymVecEnv.native(name, n, **kwargs)
     except (gym.error.Error, TypeError, ValueError) as exc:
         raise EnvError(f"env '{cfg.id}' (env.backend=vector) could not be made: {exc}") from None
 

@@ -1,9 +1,10 @@
 """Acting for small MLP policies in NumPy.
 
 One acting step of a 64-64 MLP actor-critic on 8 CartPoles is about 25 torch operator
-calls of ~5 us each, and almost none of it is arithmetic. NumPy does the same products on
-arrays this small in about a microsecond each, so at few envs acting costs a fifth of what
-it does in torch. Training still runs in torch (the update needs autograd).
+calls, and almost none of their time is arithmetic. NumPy does the same products on arrays
+this small with far less overhead per call: 29 us instead of 76 us per step on the
+development machine (benchmarks/update_breakdown.py). Training still runs in torch (the
+update needs autograd).
 
 The NumPy arrays are views of the CPU parameter tensors: optimizer steps and checkpoint
 loads (both in place) are seen without copying anything.
