@@ -71,6 +71,10 @@ class GymVecEnv:
             import signal
             previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
                         signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL)}
+            # Collect garbage before forking: an unreachable EnvPool object collected in a
+            # forked worker would join threads that exist only in this process (SIGSEGV).
+            import gc
+            gc.collect()
             try:
                 self.env = gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=mode,
                                                      context="fork")
