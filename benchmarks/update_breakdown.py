@@ -2,7 +2,8 @@
 
 Per env step: acting with torch (`model.act`) and with NumPy (`NumpyActor`), and one step
 of 8 CartPoles on each backend. Per update (8 steps x 8 envs, a synthetic rollout): the
-forward pass, GAE, the whole loss, loss plus backward, gradient clipping, the Adam step.
+forward pass, GAE, the whole loss, loss plus backward, gradient clipping, the Adam step;
+then the whole update in torch and in NumPy (`NumpyA2CUpdate`, what run_a2c uses here).
 
     cd benchmarks && ../.venv/bin/python update_breakdown.py
 """
@@ -17,6 +18,7 @@ import torch
 
 from actorcritic import load_config
 from actorcritic.algos.a2c import clip_and_measure, make_optimizer, rollout_loss
+from actorcritic.algos.numpy_update import NumpyA2CUpdate
 from actorcritic.algos.returns import gae_advantages
 from actorcritic.algos.rollout import RolloutBuffer
 from actorcritic.envs import make_vector_env
@@ -79,6 +81,19 @@ def main() -> None:
     print(f"update, {cfg.algo.num_steps} steps x {cfg.env.num_envs} envs")
     for name, fn in rows.items():
         print(f"{name:28s} {per_call_us(fn):8.1f} us")
+
+    def torch_update():
+        loss_and_backward()
+        clip_and_measure(params, cfg.algo.max_grad_norm)
+        optimizer.step()
+
+    other = ActorCritic(obs_space, action_space, cfg.model)
+    other.load_state_dict(model.state_dict())
+    numpy_update = NumpyA2CUpdate(other, make_optimizer(other.parameters(), cfg.algo), cfg.algo)
+    for opt in (optimizer, numpy_update.optimizer):
+        opt.param_groups[0]["lr"] = 1e-6  # thousands of steps on one batch: keep it sane
+    print(f"{'whole update, torch':28s} {per_call_us(torch_update):8.1f} us")
+    print(f"{'whole update, NumPy':28s} {per_call_us(lambda: numpy_update(buf, 0)):8.1f} us")
 
 
 if __name__ == "__main__":

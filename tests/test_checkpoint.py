@@ -28,14 +28,15 @@ def final_params(run_dir: Path) -> dict:
     return load_checkpoint(run_dir / "checkpoints" / "final.safetensors").section("model")
 
 
-@pytest.mark.parametrize("backend,acting", [("sync", "numpy"), ("vector", "numpy"),
-                                            ("sync", "torch")])
-def test_resume_is_exact(tmp_path, backend, acting):
+@pytest.mark.parametrize("backend,numpy_acting,numpy_update", [
+    ("sync", True, True), ("vector", True, True), ("sync", True, False), ("sync", False, False)])
+def test_resume_is_exact(tmp_path, backend, numpy_acting, numpy_update):
     """Train N, resume to 2N == 2N uninterrupted (CPU, pure-Python envs; one vector env per
-    CartPole or Gymnasium's NumPy-vectorized CartPole; acting in NumPy or torch): every
-    parameter."""
+    CartPole or Gymnasium's NumPy-vectorized CartPole; acting and updating in NumPy or
+    torch): every parameter."""
     n = 4000
-    short = SHORT + [f"env.backend={backend}", f"run.numpy_acting={acting == 'numpy'}"]
+    short = SHORT + [f"env.backend={backend}", f"run.numpy_acting={numpy_acting}",
+                     f"run.numpy_update={numpy_update}"]
     full = train("cartpole-a2c", tmp_path / "full", quiet=True,
                  overrides=short + [f"run.total_steps={2 * n}"])
     train("cartpole-a2c", tmp_path / "half", quiet=True, overrides=short + [f"run.total_steps={n}"])

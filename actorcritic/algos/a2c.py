@@ -120,6 +120,7 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
     """Synchronous A2C: one process, a vector of envs, one update per rollout."""
     import numpy as np
 
+    from actorcritic.algos.numpy_update import NumpyA2CUpdate, supports_numpy_update
     from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
     from actorcritic.envs import make_vector_env
     from actorcritic.envs import snapshot as env_snapshot
@@ -153,6 +154,11 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
         to_env = ActionAdapter(envs.single_action_space)
         steps_per_update = cfg.algo.num_steps * envs.num_envs
         keep_graph = reuses_acting_graph(model, cfg.algo)
+        numpy_update = None
+        if cfg.run.numpy_update and not keep_graph and supports_numpy_update(model, optimizer):
+            # After load_optimizer (it takes the loaded state over) and before the NumPy
+            # actor: it rebinds the parameters to one flat tensor, the actor views them.
+            numpy_update = NumpyA2CUpdate(model, optimizer, cfg.algo, cfg.run.nan_guard)
         actor = None
         if cfg.run.numpy_acting and not keep_graph and supports_numpy_acting(model):
             actor = NumpyActor(model, cfg.run.seed)
@@ -185,12 +191,15 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             session.add_steps(steps_per_update)
             session.record_episodes(episodes)
             log_now = session.updates % cfg.run.log_every == 0
-            acted, buf.acted = buf.acted, None
-            loss, stats = rollout_loss(model, buf.to(device), cfg.algo, with_stats=log_now,
-                                       acted=acted)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            apply_update(model, optimizer, params, loss, stats, cfg, session.updates, log_now)
+            if numpy_update is not None:
+                stats = numpy_update(buf, session.updates, with_stats=log_now)
+            else:
+                acted, buf.acted = buf.acted, None
+                loss, stats = rollout_loss(model, buf.to(device), cfg.algo, with_stats=log_now,
+                                           acted=acted)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                apply_update(model, optimizer, params, loss, stats, cfg, session.updates, log_now)
             if log_now:
                 stats["charts/lr"] = lr
                 session.log(stats)

@@ -23,8 +23,9 @@ def gae_advantages(rewards: torch.Tensor, values: torch.Tensor, terminated: torc
     With gae_lambda=1 the targets are the plain n-step bootstrapped returns of A2C.
     """
     if rewards.device.type == "cpu":
-        return _gae_numpy(rewards.numpy(), values.detach().numpy(), terminated.numpy(),
-                          truncated.numpy(), gamma, gae_lambda)
+        advantages, returns = gae_numpy(rewards.numpy(), values.detach().numpy(),
+                                        terminated.numpy(), truncated.numpy(), gamma, gae_lambda)
+        return torch.from_numpy(advantages), torch.from_numpy(returns)
     return _gae_torch(rewards, values, terminated, truncated, gamma, gae_lambda)
 
 
@@ -41,15 +42,15 @@ def _gae_torch(rewards: torch.Tensor, values: torch.Tensor, terminated: torch.Te
 
 
 @np.errstate(over="ignore", invalid="ignore")  # overflow gives inf/NaN: the NaN guard names it
-def _gae_numpy(rewards: np.ndarray, values: np.ndarray, terminated: np.ndarray,
-               truncated: np.ndarray, gamma: float, gae_lambda: float
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def gae_numpy(rewards: np.ndarray, values: np.ndarray, terminated: np.ndarray,
+              truncated: np.ndarray, gamma: float, gae_lambda: float
+              ) -> tuple[np.ndarray, np.ndarray]:
     """gae_advantages on CPU arrays: a dozen NumPy calls cost less than the torch ops."""
     values = values.astype(np.float32, copy=False)
     deltas = rewards + np.float32(gamma) * values[1:] * ~terminated - values[:-1]
     decay = np.float32(gamma * gae_lambda) * ~(terminated | truncated)
     advantages = _backward_numpy(deltas, decay)
-    return torch.from_numpy(advantages), torch.from_numpy(advantages + values[:-1])
+    return advantages, advantages + values[:-1]
 
 
 def _backward_numpy(x: np.ndarray, decay: np.ndarray) -> np.ndarray:
