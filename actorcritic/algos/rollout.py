@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import types
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from actorcritic.errors import NonFiniteError
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.models.cores import State
 from actorcritic.models.numpy_actor import NumpyActor
+from actorcritic.models.replay import recording, replay, supports_replay
 
 
 @dataclass
@@ -105,11 +107,13 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
                     keep_graph: bool = False, actor: NumpyActor | None = None) -> list[Episode]:
     """Act for buf.num_steps steps from `carry`, filling `buf`; updates `carry` in place.
 
-    With `keep_graph` (feedforward models only) acting runs with autograd on and the
-    forward passes are kept in `buf.acted`, so the update can backpropagate through them
-    instead of running the whole rollout through the network a second time. The parameters
-    do not change during a rollout, so the gradient is the same. With `actor` (small MLP
-    policies on the CPU) acting runs in NumPy.
+    With `keep_graph` (feedforward models only) the forward passes made while acting are
+    kept in `buf.acted` with their autograd graph, so the update can backpropagate through
+    them instead of running the whole rollout through the network a second time. The
+    parameters do not change during a rollout, so the gradient is the same. CNN encoders
+    record their layer outputs and replay them as one batch (models/replay.py); other
+    models act with autograd on. With `actor` (small MLP policies on the CPU) acting runs
+    in NumPy.
     """
     episodes: list[Episode] = []
     b = buf.np
@@ -121,43 +125,47 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
     first = carry.first.cpu().numpy().copy()
     reset_next = carry.reset_next.cpu().numpy().copy()
     check_obs = nan_guard and b.obs.dtype.kind == "f"
+    replaying = keep_graph and supports_replay(model)
     acted_params: list[torch.Tensor] = []
     acted_values: list[torch.Tensor] = []
-    for t in range(buf.num_steps):
-        b.first[t] = first
-        b.valid[t] = ~reset_next
-        if actor is not None:
-            action, logp, value = actor(b.obs[t])
-        else:
-            obs_t, first_t = buf.obs[t], buf.first[t]
-            if not on_cpu:
-                obs_t, first_t = obs_t.to(device, non_blocking=True), first_t.to(device)
-            if keep_graph:
-                params, value, state = model(obs_t[None], first_t[None], state)
-                acted_params.append(params[0])
-                acted_values.append(value[0])
-                with torch.no_grad():
-                    action, logp = model.policy.sample_with_logp(params[0].detach())
-                value = value[0].detach()
+    with recording(model) if replaying else contextlib.nullcontext() as rec:
+        for t in range(buf.num_steps):
+            b.first[t] = first
+            b.valid[t] = ~reset_next
+            if actor is not None:
+                action, logp, value = actor(b.obs[t])
             else:
-                action, logp, value, state = model.act(obs_t, first_t, state)
-            action, logp, value = action.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
-        b.actions[t] = action
-        b.logp[t] = logp
-        b.values[t] = value
-        obs, reward, terminated, truncated, finished = envs.step(to_env(b.actions[t]))
-        if nan_guard:
-            check_finite("reward", reward, t)
-            if check_obs:
-                check_finite("observation", obs, t)
-        b.obs[t + 1] = obs
-        b.rewards[t] = reward
-        b.terminated[t] = terminated
-        b.truncated[t] = truncated
-        first = reset_next
-        reset_next = ~reset_next & (terminated | truncated)
-        if finished:
-            episodes.extend(finished)
+                obs_t, first_t = buf.obs[t], buf.first[t]
+                if not on_cpu:
+                    obs_t, first_t = obs_t.to(device, non_blocking=True), first_t.to(device)
+                if keep_graph:
+                    with torch.no_grad() if replaying else contextlib.nullcontext():
+                        params, value, state = model(obs_t[None], first_t[None], state)
+                    if not replaying:
+                        acted_params.append(params[0])
+                        acted_values.append(value[0])
+                    with torch.no_grad():
+                        action, logp = model.policy.sample_with_logp(params[0].detach())
+                    value = value[0].detach()
+                else:
+                    action, logp, value, state = model.act(obs_t, first_t, state)
+                action, logp, value = action.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
+            b.actions[t] = action
+            b.logp[t] = logp
+            b.values[t] = value
+            obs, reward, terminated, truncated, finished = envs.step(to_env(b.actions[t]))
+            if nan_guard:
+                check_finite("reward", reward, t)
+                if check_obs:
+                    check_finite("observation", obs, t)
+            b.obs[t + 1] = obs
+            b.rewards[t] = reward
+            b.terminated[t] = terminated
+            b.truncated[t] = truncated
+            first = reset_next
+            reset_next = ~reset_next & (terminated | truncated)
+            if finished:
+                episodes.extend(finished)
     b.first[-1] = first
     if keep_graph:
         last_obs, last_first = buf.obs[-1], buf.first[-1]
@@ -165,7 +173,11 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
             last_obs, last_first = last_obs.to(device), last_first.to(device)
         with torch.no_grad():
             _, bootstrap, _ = model(last_obs[None], last_first[None], state)
-        buf.acted = (torch.stack(acted_params), torch.cat([torch.stack(acted_values), bootstrap]))
+        if replaying:
+            params, values = replay(model, rec, buf.num_steps, buf.num_envs)
+        else:
+            params, values = torch.stack(acted_params), torch.stack(acted_values)
+        buf.acted = (params, torch.cat([values, bootstrap]))
     carry.obs.copy_(buf.obs[-1])
     carry.first.copy_(torch.from_numpy(first))
     carry.reset_next.copy_(torch.from_numpy(reset_next))

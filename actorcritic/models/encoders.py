@@ -17,6 +17,16 @@ def orthogonal_(layer: nn.Module, gain: float = math.sqrt(2)) -> nn.Module:
     return layer
 
 
+def channels_last(images: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] in NHWC memory order (the same tensor, strides changed).
+
+    The CNNs keep their convolution weights and inputs channels-last: oneDNN's CPU kernels
+    run a Nature CNN forward and backward about 1.5x faster that way than on NCHW (batch 80,
+    2 cores; benchmarks/atari_throughput.py). Values, shapes and checkpoints do not change.
+    """
+    return images.contiguous(memory_format=torch.channels_last)
+
+
 class MLP(nn.Module):
     """Fully connected encoder for vector observations."""
 
@@ -52,13 +62,14 @@ class NatureCNN(nn.Module):
             orthogonal_(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
             orthogonal_(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(),
             nn.Flatten())
+        self.conv.to(memory_format=torch.channels_last)
         with torch.no_grad():
             n = self.conv(torch.zeros(1, *obs_shape)).shape[1]
         self.fc = nn.Sequential(orthogonal_(nn.Linear(n, 512)), nn.ReLU())
         self.out_size = 512
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.conv(obs.float() / 255.0))
+        return self.fc(self.conv(channels_last(obs).float() / 255.0))
 
 
 class SmallCNN(nn.Module):
@@ -73,13 +84,14 @@ class SmallCNN(nn.Module):
             orthogonal_(nn.Conv2d(channels, channels, 3, stride=2)), nn.ReLU(),
             orthogonal_(nn.Conv2d(channels, channels, 3, stride=2)), nn.ReLU(),
             nn.Flatten())
+        self.conv.to(memory_format=torch.channels_last)
         with torch.no_grad():
             n = self.conv(torch.zeros(1, *obs_shape)).shape[1]
         self.fc = nn.Sequential(orthogonal_(nn.Linear(n, dense)), nn.ReLU())
         self.out_size = dense
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.float()
+        x = channels_last(obs).float()
         if obs.dtype == torch.uint8:
             x = x / 255.0
         return self.fc(self.conv(x))
