@@ -98,7 +98,8 @@ class AlgoConfig:
     normalize_advantage: bool = _f(False, "normalize advantages per batch")
     reuse_acting_graph: str = _f("auto", "A2C: backpropagate through the forward passes made "
                                  "while acting instead of recomputing them (same gradient, one "
-                                 "forward pass less; auto: on for feedforward CNNs)",
+                                 "forward pass less; CNNs replay their recorded layer outputs "
+                                 "as one batch; auto: on for feedforward CNNs)",
                                  choices=("auto", "on", "off"))
     num_workers: int = _f(2, "A3C/IMPALA worker processes", min=1)
     shared_lock: bool = _f(False, "A3C: lock the shared optimizer step")

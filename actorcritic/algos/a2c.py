@@ -42,7 +42,8 @@ def reuses_acting_graph(model: nn.Module, cfg: AlgoConfig) -> bool:
 
     Only feedforward models: a recurrent core trains faster through its fused sequence
     kernel. `auto` turns it on for CNN encoders, where a forward pass costs far more than
-    the autograd bookkeeping of acting with gradients; for small MLPs it does not pay."""
+    recording the acting passes and replaying them (models/replay.py); for small MLPs it
+    does not pay."""
     if model.cfg.core != "none" or cfg.reuse_acting_graph == "off":
         return False
     if cfg.reuse_acting_graph == "on":
