@@ -96,6 +96,8 @@ class AlgoConfig:
     vf_coef: float = _f(0.5, "value loss coefficient", min=0)
     max_grad_norm: float = _f(0.5, "gradient-norm clip (0: off)", min=0)
     normalize_advantage: bool = _f(False, "normalize advantages per batch")
+    reward_scale: float = _f(1.0, "multiply rewards by this for learning (returns, values, "
+                             "losses); episode statistics stay raw", min=0, min_exclusive=True)
     reuse_acting_graph: str = _f("auto", "A2C: backpropagate through the forward passes made "
                                  "while acting instead of recomputing them (same gradient, one "
                                  "forward pass less; CNNs replay their recorded layer outputs "

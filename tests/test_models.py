@@ -125,6 +125,19 @@ def test_reset_step_is_masked_and_state_resets_after_it():
     assert buf.first[0, 0] and buf.first[5, 0] and not buf.first[1:5, 0].any()
 
 
+def test_reward_scale_scales_what_is_learned_not_the_episode_statistics():
+    env_cfg = EnvConfig(id="CartPole-v1", num_envs=2, backend="sync", max_episode_steps=4)
+    envs = make_vector_env(env_cfg, seed=0)
+    model = ActorCritic(envs.single_observation_space, envs.single_action_space, ModelConfig())
+    buf = RolloutBuffer(10, 2, envs.single_observation_space, envs.single_action_space, "cpu")
+    carry = Carry.start(envs.reset(seed=0), model, torch.device("cpu"))
+    episodes = collect_rollout(envs, model, buf, carry, ActionAdapter(envs.single_action_space),
+                               reward_scale=0.01)
+    envs.close()
+    assert torch.equal(buf.rewards[buf.valid], torch.full((int(buf.valid.sum()),), 0.01))
+    assert len(episodes) == 4 and all(e.ret == 4.0 and e.length == 4 for e in episodes)
+
+
 def test_multidiscrete_and_gaussian_heads_match_torch_distributions():
     torch.manual_seed(0)
     head = make_head(5, gym.spaces.MultiDiscrete([3, 4]))

@@ -188,7 +188,7 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard,
-                                       keep_graph, actor)
+                                       keep_graph, actor, cfg.algo.reward_scale)
             session.add_steps(steps_per_update)
             session.record_episodes(episodes)
             log_now = session.updates % cfg.run.log_every == 0

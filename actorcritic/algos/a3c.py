@@ -153,7 +153,8 @@ def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_
             lr = lr_at(cfg.algo, int(totals[STEPS]), cfg.run.total_steps, int(totals[EPISODES]))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            episodes = collect_rollout(envs, local, buf, carry, to_env, cfg.run.nan_guard)
+            episodes = collect_rollout(envs, local, buf, carry, to_env, cfg.run.nan_guard,
+                                       reward_scale=cfg.algo.reward_scale)
             loss, stats = rollout_loss(local, buf, cfg.algo)
             a3c_update(local, global_params, optimizer, loss, stats, cfg.algo.max_grad_norm,
                        cfg.run.nan_guard, n)

@@ -89,7 +89,7 @@ class ActorWorker:
         from actorcritic.algos.rollout import collect_rollout
 
         return collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env,
-                               self.cfg.run.nan_guard)
+                               self.cfg.run.nan_guard, reward_scale=self.cfg.algo.reward_scale)
 
     def rollout(self) -> dict[str, Any]:
         episodes = self._collect()

@@ -104,7 +104,8 @@ def check_finite(name: str, array: np.ndarray, step: int) -> None:
 
 def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry: Carry,
                     to_env: ActionAdapter, nan_guard: bool = True,
-                    keep_graph: bool = False, actor: NumpyActor | None = None) -> list[Episode]:
+                    keep_graph: bool = False, actor: NumpyActor | None = None,
+                    reward_scale: float = 1.0) -> list[Episode]:
     """Act for buf.num_steps steps from `carry`, filling `buf`; updates `carry` in place.
 
     With `keep_graph` (feedforward models only) the forward passes made while acting are
@@ -113,7 +114,8 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
     parameters do not change during a rollout, so the gradient is the same. CNN encoders
     record their layer outputs and replay them as one batch (models/replay.py); other
     models act with autograd on. With `actor` (small MLP policies on the CPU) acting runs
-    in NumPy.
+    in NumPy. The rewards stored are the env's times `reward_scale` (what returns and losses
+    see; episode statistics come from the env and stay raw).
     """
     episodes: list[Episode] = []
     b = buf.np
@@ -159,7 +161,7 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
                 if check_obs:
                     check_finite("observation", obs, t)
             b.obs[t + 1] = obs
-            b.rewards[t] = reward
+            b.rewards[t] = reward if reward_scale == 1.0 else reward * reward_scale
             b.terminated[t] = terminated
             b.truncated[t] = truncated
             first = reset_next
