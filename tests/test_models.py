@@ -64,23 +64,25 @@ def test_training_recompute_equals_acting_across_episode_ends(core):
         envs.close()
 
 
-def test_acting_graph_gives_the_recomputed_loss_and_gradient():
-    """A2C's acting-graph reuse backpropagates through the passes made while acting: on
-    the same rollout (with episode ends inside) the loss and every gradient equal those of
-    recomputing the rollout."""
+@pytest.mark.parametrize("env_id,backend,model_cfg", [
+    ("CartPole-v1", "sync", ModelConfig(hidden_sizes=[16], shared_trunk=False)),
+    ("PongNoFrameskip-v4", "envpool", ModelConfig(encoder="nature_cnn"))])  # replayed
+def test_acting_graph_gives_the_recomputed_loss_and_gradient(env_id, backend, model_cfg):
+    """A2C's acting-graph reuse backpropagates through the passes made while acting (kept
+    graphs for MLPs, replayed layer outputs for CNNs): on the same rollout (with episode
+    ends inside) the loss and every gradient equal those of recomputing the rollout."""
     torch.manual_seed(2)
-    env_cfg = EnvConfig(id="CartPole-v1", num_envs=3, backend="sync", max_episode_steps=6)
+    env_cfg = EnvConfig(id=env_id, num_envs=3, backend=backend, max_episode_steps=6)
     envs = make_vector_env(env_cfg, seed=5)
-    model = ActorCritic(envs.single_observation_space, envs.single_action_space,
-                        ModelConfig(hidden_sizes=[16], shared_trunk=False))
-    cfg = AlgoConfig(normalize_advantage=True, gae_lambda=0.9)
+    model = ActorCritic(envs.single_observation_space, envs.single_action_space, model_cfg)
+    cfg = AlgoConfig(normalize_advantage=True, gae_lambda=0.9, ent_coef=0.01)
     buf = RolloutBuffer(12, 3, envs.single_observation_space, envs.single_action_space, "cpu")
     carry = Carry.start(envs.reset(seed=5), model, torch.device("cpu"))
     try:
         for _ in range(2):
             collect_rollout(envs, model, buf, carry, ActionAdapter(envs.single_action_space),
                             keep_graph=True)
-            assert (~buf.valid).any()
+            assert (~buf.valid).any() and buf.truncated.any()
             acted, buf.acted = buf.acted, None
             grads = []
             for kept in (acted, None):
@@ -89,8 +91,9 @@ def test_acting_graph_gives_the_recomputed_loss_and_gradient():
                 loss.backward()
                 grads.append([p.grad.clone() for p in model.parameters()])
             for reused, recomputed in zip(*grads):
-                torch.testing.assert_close(reused, recomputed, atol=1e-6, rtol=1e-5)
-            torch.testing.assert_close(acted[1][:-1].detach(), buf.values, atol=1e-6, rtol=0)
+                # float rounding only: the kernels differ with the batch size
+                assert (reused - recomputed).norm() <= 1e-4 * recomputed.norm() + 1e-7
+            torch.testing.assert_close(acted[1][:-1].detach(), buf.values, atol=1e-5, rtol=0)
     finally:
         envs.close()
 

@@ -21,8 +21,8 @@ def channels_last(images: torch.Tensor) -> torch.Tensor:
     """[B, C, H, W] in NHWC memory order (the same tensor, strides changed).
 
     The CNNs keep their convolution weights and inputs channels-last: oneDNN's CPU kernels
-    run a Nature CNN forward and backward about 1.5x faster that way than on NCHW (batch 80,
-    2 cores; benchmarks/atari_throughput.py). Values, shapes and checkpoints do not change.
+    run a Nature CNN's backward faster that way than on NCHW (benchmarks/cnn_layouts.py).
+    Values, shapes and checkpoints do not change.
     """
     return images.contiguous(memory_format=torch.channels_last)
 
