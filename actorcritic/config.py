@@ -123,7 +123,7 @@ class RunConfig:
                             "the CPU (the same arithmetic, under half of torch's per-step overhead)")
     numpy_update: bool = _f(True, "A2C: run the update (loss, hand-derived gradients, clipping, "
                             "Adam/RMSprop step) in NumPy for those policies (same arithmetic, "
-                            "about a fifth of torch's time at this size)")
+                            "about a sixth of torch's time at this size)")
     backend: str = _f("local", "where workers run", choices=("local", "ray"))
     stop_mean_return: float | None = _f(None, "stop once the mean of the last 100 episodes "
                                         "reaches this")
