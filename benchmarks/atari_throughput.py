@@ -166,8 +166,8 @@ class SB3:
         self.model.learn(N_ENVS * N_STEPS)  # set up (reset, logger) outside the timing
 
     def update(self) -> None:
-        # 16 updates per learn() call: each call has its own set-up, which at 4 updates per
-        # call cost SB3 7-16% of its throughput (ours has no per-call cost to match it).
+        # 16 updates per learn() call: each call has its own set-up (reset of its logger and
+        # callbacks), which ours does not pay; few updates per call would understate SB3.
         self.model.learn(N_ENVS * N_STEPS * SB3_UPDATES_PER_CALL, reset_num_timesteps=False)
 
     def close(self) -> None:
