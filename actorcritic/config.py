@@ -86,7 +86,9 @@ class AlgoConfig:
     lr_schedule: str = _f("constant", "learning-rate schedule: linear decays to 0 at total_steps; "
                           "log10 is lr / log10(0.01 * episode + 10)",
                           choices=("constant", "linear", "log10"))
-    optimizer: str = _f("rmsprop", "optimizer", choices=("rmsprop", "adam"))
+    optimizer: str = _f("rmsprop", "optimizer (rmsprop_tf: TensorFlow's RMSprop, eps inside the "
+                        "square root, square average starting at 1)",
+                        choices=("rmsprop", "rmsprop_tf", "adam"))
     rms_alpha: float = _f(0.99, "RMSprop smoothing constant", min=0, max=1)
     optim_eps: float = _f(1e-5, "optimizer epsilon", min=0, min_exclusive=True)
     gamma: float = _f(0.99, "discount factor", min=0, max=1)

@@ -38,7 +38,7 @@ def test_overrides_are_typed():
     ("algo.gamma=1.5", "algo.gamma must be <= 1"),
     ("env.num_envs=0", "env.num_envs must be >= 1"),
     ("env.num_envs=two", "env.num_envs must be an integer"),
-    ("algo.optimizer=sgd", "algo.optimizer must be one of rmsprop, adam"),
+    ("algo.optimizer=sgd", "algo.optimizer must be one of rmsprop, rmsprop_tf, adam"),
     ("algo.lrr=1", "unknown config key 'algo.lrr'; did you mean algo.lr"),
     ("algo.nonsense=1", "Valid keys in 'algo': name, lr"),
     ("foo.bar=1", "unknown config section"),

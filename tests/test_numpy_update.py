@@ -79,7 +79,7 @@ def test_loss_gradients_and_statistics_equal_autograd(shared, activation, normal
     assert np.abs(update.grad).max() > 1e-3  # the comparison is not between zeros
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "rmsprop_tf"])
 def test_optimizer_steps_with_clipping_equal_torch_optim(optimizer):
     cfg = algo(optimizer=optimizer, lr=3e-3, max_grad_norm=0.3)
     ref, mine = model(), model()
@@ -156,6 +156,7 @@ def test_only_what_it_computes_is_supported():
     m = model()
     assert supports_numpy_update(m, make_optimizer(m.parameters(), algo()))
     assert supports_numpy_update(m, make_optimizer(m.parameters(), algo(optimizer="rmsprop")))
+    assert supports_numpy_update(m, make_optimizer(m.parameters(), algo(optimizer="rmsprop_tf")))
     assert not supports_numpy_update(m, torch.optim.SGD(m.parameters(), lr=0.1))
     assert not supports_numpy_update(m, torch.optim.Adam(m.parameters(), weight_decay=0.1))
     assert not supports_numpy_update(m, torch.optim.RMSprop(m.parameters(), momentum=0.9))

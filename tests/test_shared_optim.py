@@ -7,7 +7,8 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from actorcritic.algos.shared_optim import SharedAdam, SharedRMSprop
+from actorcritic.algos.optimizers import RMSpropTF
+from actorcritic.algos.shared_optim import SharedAdam, SharedRMSprop, SharedRMSpropTF
 
 VARIANTS = {
     "adam": (SharedAdam, torch.optim.Adam, {"lr": 1e-2, "eps": 1e-5}),
@@ -16,6 +17,7 @@ VARIANTS = {
     "rmsprop": (SharedRMSprop, torch.optim.RMSprop, {"lr": 1e-2, "alpha": 0.99, "eps": 1e-5}),
     "rmsprop_centered_momentum": (SharedRMSprop, torch.optim.RMSprop,
                                   {"lr": 1e-2, "centered": True, "momentum": 0.9}),
+    "rmsprop_tf": (SharedRMSpropTF, RMSpropTF, {"lr": 1e-2, "alpha": 0.99, "eps": 1e-5}),
 }
 
 
@@ -46,6 +48,8 @@ def test_state_is_eager_and_shared(name):
         assert "max_exp_avg_sq" in opt.state[params[0]]
     if kwargs.get("centered"):
         assert {"grad_avg", "momentum_buffer"} <= set(opt.state[params[0]])
+    if shared_cls is SharedRMSpropTF:  # TensorFlow's square average starts at 1
+        assert torch.equal(opt.state[params[0]]["square_avg"], torch.ones_like(params[0]))
 
 
 @pytest.mark.parametrize("name", VARIANTS)

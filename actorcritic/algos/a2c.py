@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from actorcritic.algos.losses import actor_critic_loss
+from actorcritic.algos.optimizers import RMSpropTF
 from actorcritic.algos.returns import gae_advantages
 from actorcritic.algos.rollout import RolloutBuffer
 from actorcritic.config import AlgoConfig
@@ -57,6 +58,8 @@ def make_optimizer(params, cfg: AlgoConfig) -> torch.optim.Optimizer:
     parameter tensor, which is what a small network's update time is made of."""
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.optim_eps, fused=True)
+    if cfg.optimizer == "rmsprop_tf":
+        return RMSpropTF(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.optim_eps)
     return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.optim_eps,
                                foreach=True)
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from actorcritic.algos.losses import actor_critic_loss
+from actorcritic.algos.optimizers import RMSpropTF
 from actorcritic.algos.returns import gae_numpy
 from actorcritic.algos.rollout import RolloutBuffer
 from actorcritic.config import AlgoConfig
@@ -26,7 +27,8 @@ from actorcritic.errors import NonFiniteError
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.models.numpy_actor import supports_numpy_acting
 
-_STATE_KEYS = {"adam": ("exp_avg", "exp_avg_sq"), "rmsprop": ("square_avg",)}
+_STATE_KEYS = {"adam": ("exp_avg", "exp_avg_sq"), "rmsprop": ("square_avg",),
+               "rmsprop_tf": ("square_avg",)}
 
 
 def supports_numpy_update(model: ActorCritic, optimizer: torch.optim.Optimizer) -> bool:
@@ -43,7 +45,7 @@ def supports_numpy_update(model: ActorCritic, optimizer: torch.optim.Optimizer) 
         return not group.get("amsgrad")
     if isinstance(optimizer, torch.optim.RMSprop):
         return not group.get("momentum") and not group.get("centered")
-    return False
+    return isinstance(optimizer, RMSpropTF)
 
 
 class _Dense:
@@ -79,7 +81,8 @@ class NumpyA2CUpdate:
                              "and plain Adam or RMSprop")
         self.cfg, self.nan_guard = cfg, nan_guard
         self.optimizer = optimizer
-        self.kind = "adam" if isinstance(optimizer, torch.optim.Adam) else "rmsprop"
+        self.kind = ("adam" if isinstance(optimizer, torch.optim.Adam) else
+                     "rmsprop_tf" if isinstance(optimizer, RMSpropTF) else "rmsprop")
         named = list(model.named_parameters())
         self.names = [n for n, _ in named]
         sizes = [p.numel() for _, p in named]
@@ -108,7 +111,9 @@ class NumpyA2CUpdate:
         """Make the optimizer's per-parameter state views of flat tensors (carrying over
         whatever state it had), so one NumPy operation updates all of it."""
         keys = _STATE_KEYS[self.kind]
-        state = {k: torch.zeros_like(flat) for k in keys}
+        # A fresh RMSpropTF starts its square average at 1, the others their state at 0.
+        state = {k: torch.ones_like(flat) if self.kind == "rmsprop_tf" else torch.zeros_like(flat)
+                 for k in keys}
         steps = torch.zeros(len(params), dtype=torch.float32)
         for i, p in enumerate(params):
             old = self.optimizer.state.get(p, {})
@@ -245,7 +250,8 @@ class NumpyA2CUpdate:
     # ------------------------------------------------------------ optimizer step
 
     def _step(self) -> None:
-        """torch.optim's Adam or RMSprop step on the flat parameters (same formulas)."""
+        """torch.optim's Adam or RMSprop, or RMSpropTF's step on the flat parameters (same
+        formulas)."""
         group = self.optimizer.param_groups[0]
         lr, eps = float(group["lr"]), float(group["eps"])
         g, tmp = self.grad, self._scratch
@@ -271,8 +277,12 @@ class NumpyA2CUpdate:
             np.multiply(g, g, out=tmp)
             tmp *= np.float32(1 - alpha)
             square_avg += tmp
-            np.sqrt(square_avg, out=tmp)
-            tmp += np.float32(eps)
+            if self.kind == "rmsprop_tf":
+                np.add(square_avg, np.float32(eps), out=tmp)
+                np.sqrt(tmp, out=tmp)
+            else:
+                np.sqrt(square_avg, out=tmp)
+                tmp += np.float32(eps)
             np.divide(g, tmp, out=tmp)
             tmp *= np.float32(lr)
         self.params -= tmp

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch.optim.optimizer import _get_scalar_dtype
 
+from actorcritic.algos.optimizers import RMSpropTF
+
 
 class _SharedStateMixin:
     """Eager shared state plus an optional inter-process lock around `step()`."""
@@ -30,16 +32,20 @@ class _SharedStateMixin:
     def _state_keys(self, group: dict) -> list[str]:
         raise NotImplementedError
 
+    def _fresh_state(self, p: torch.Tensor, group: dict) -> dict[str, torch.Tensor]:
+        # `step` is a CPU float32 scalar tensor, as in PyTorch's own init (not capturable,
+        # not fused: those are CUDA features); the rest starts at zero.
+        state = {"step": torch.zeros((), dtype=_get_scalar_dtype())}
+        for key in self._state_keys(group):
+            state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
+
     def _init_shared_state(self) -> None:
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state[p]
                 if len(state) == 0:
-                    # `step` is a CPU float32 scalar tensor, as in PyTorch's own init
-                    # (not capturable, not fused: those are CUDA features).
-                    state["step"] = torch.zeros((), dtype=_get_scalar_dtype())
-                    for key in self._state_keys(group):
-                        state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state.update(self._fresh_state(p, group))
         self.share_memory()
 
     def share_memory(self) -> _SharedStateMixin:
@@ -100,8 +106,24 @@ class SharedRMSprop(_SharedStateMixin, torch.optim.RMSprop):
         return keys
 
 
-def make_shared_optimizer(params, cfg, lock: Any = None) -> SharedAdam | SharedRMSprop:
+class SharedRMSpropTF(_SharedStateMixin, RMSpropTF):
+    """RMSpropTF with its state (step, square_avg starting at 1) in shared memory."""
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-10,
+                 lock: Any = None):
+        super().__init__(params, lr=lr, alpha=alpha, eps=eps)
+        self.lock = lock
+        self._init_shared_state()
+
+    def _fresh_state(self, p: torch.Tensor, group: dict) -> dict[str, torch.Tensor]:
+        return RMSpropTF.initial_state(p)
+
+
+def make_shared_optimizer(params, cfg, lock: Any = None):
     """The shared counterpart of `actorcritic.algos.a2c.make_optimizer` (same settings)."""
     if cfg.optimizer == "adam":
         return SharedAdam(params, lr=cfg.lr, eps=cfg.optim_eps, lock=lock)
+    if cfg.optimizer == "rmsprop_tf":
+        return SharedRMSpropTF(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.optim_eps,
+                               lock=lock)
     return SharedRMSprop(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.optim_eps, lock=lock)
