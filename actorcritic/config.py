@@ -41,6 +41,8 @@ class EnvConfig:
                            "knows the id, else the training backend)",
                            choices=("auto", "sync", "async", "envpool"))
     max_episode_steps: int = _f(0, "time limit per episode (0: the env's own)", min=0)
+    num_threads: int = _f(0, "emulator threads of the envpool and ale_vector backends (0: one "
+                          "per core, shared out between algo.processes)", min=0)
     hide_obs: list = _f([], "indices of vector observation entries hidden from the agent "
                         "(a partially observable task)")
     step_timeout: float = _f(60.0, "seconds an async env worker may take for one step", min=0,
@@ -106,6 +108,10 @@ class AlgoConfig:
                                  "as one batch; auto: on for feedforward CNNs)",
                                  choices=("auto", "on", "off"))
     num_workers: int = _f(2, "A3C/IMPALA worker processes", min=1)
+    processes: int = _f(1, "A2C: processes that each step env.num_envs / processes of the envs, "
+                        "act and backpropagate at once; their gradients are summed before the "
+                        "one optimizer step, so the update is the same, on more cores",
+                        min=1)
     shared_lock: bool = _f(False, "A3C: lock the shared optimizer step")
     vtrace_rho: float = _f(1.0, "IMPALA: clip of importance weights for the value targets", min=0,
                            min_exclusive=True)
@@ -143,7 +149,9 @@ class RunConfig:
     eval_greedy: bool = _f(True, "evaluate with the most likely action")
     nan_guard: bool = _f(True, "stop with a clear error on NaN/inf in obs, rewards, loss, grads")
     worker_timeout: float = _f(60.0, "A3C/Ray: seconds without a heartbeat before a worker is "
-                               "restarted", min=0, min_exclusive=True)
+                               "restarted; A2C with algo.processes: seconds a process may take "
+                               "for one rollout before the run stops", min=0,
+                               min_exclusive=True)
     max_worker_restarts: int = _f(3, "A3C/Ray: restarts allowed before the run fails", min=0)
     ray_address: str = _f("", "Ray cluster address ('' starts a local cluster on 127.0.0.1)")
 
@@ -350,6 +358,16 @@ def check_consistency(cfg: Config) -> None:
         raise ConfigError(f"env.crop must be [top, bottom, left, right], got {cfg.env.crop}")
     if any(int(h) < 1 for h in cfg.model.hidden_sizes):
         raise ConfigError(f"model.hidden_sizes must be positive, got {cfg.model.hidden_sizes}")
+    if cfg.algo.processes > 1:
+        if cfg.algo.name != "a2c":
+            raise ConfigError(f"algo.processes is for A2C; {cfg.algo.name} has "
+                              f"algo.num_workers")
+        if cfg.env.num_envs % cfg.algo.processes:
+            raise ConfigError(f"env.num_envs ({cfg.env.num_envs}) must be a multiple of "
+                              f"algo.processes ({cfg.algo.processes})")
+        if cfg.algo.normalize_advantage:
+            raise ConfigError("algo.normalize_advantage needs the whole batch's statistics; "
+                              "it cannot be used with algo.processes > 1")
 
 
 def load_config(preset: str | Path | dict = "cartpole-a2c", overrides: list[str] | None = None,

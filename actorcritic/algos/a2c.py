@@ -122,19 +122,27 @@ def apply_update(model: nn.Module, optimizer: torch.optim.Optimizer, params: lis
 
 def run_a2c(session, model: nn.Module, resume=None) -> None:
     """Synchronous A2C: one process, a vector of envs, one update per rollout."""
+    import os
+
     import numpy as np
 
+    from actorcritic.algos.a2c_parallel import Helpers, flat_gradients, share_of, valid_count
     from actorcritic.algos.numpy_update import NumpyA2CUpdate, supports_numpy_update
     from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
     from actorcritic.envs import make_vector_env
     from actorcritic.envs import snapshot as env_snapshot
-    from actorcritic.errors import EnvError, NonFiniteError
+    from actorcritic.errors import ConfigError, EnvError, NonFiniteError, WorkerFailure
     from actorcritic.models.numpy_actor import NumpyActor, supports_numpy_acting
     from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
     from actorcritic.train import model_tensors
 
     cfg, device = session.cfg, session.device
-    envs = make_vector_env(cfg.env, seed=cfg.run.seed, mode="train")
+    parallel = cfg.algo.processes > 1
+    if parallel and device.type != "cpu":
+        raise ConfigError("algo.processes > 1 runs on the CPU: set run.device=cpu")
+    helpers = None
+    envs = make_vector_env(share_of(cfg, 0).env if parallel else cfg.env, seed=cfg.run.seed,
+                           mode="train")
     try:
         optimizer = make_optimizer(model.parameters(), cfg.algo)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -142,10 +150,18 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
         carry = Carry.start(obs, model, device)
         if resume is not None:
             load_optimizer(optimizer, resume)
-            _restore_carry(carry, resume, device)
             torch.set_rng_state(resume.tensors["extra.rng_torch"])
             snap = resume.meta.get("env_snapshot")
-            if snap is not None and env_snapshot.can_snapshot(envs):
+            if parallel or "extra.carry.obs" not in resume.tensors:
+                # Runs over several processes keep no env state: every env starts anew.
+                session.progress.message(
+                    "resume: with algo.processes > 1 the envs start new episodes" if parallel
+                    else "resume: the checkpoint holds no env state (it was written with "
+                         "algo.processes > 1), so the envs start new episodes")
+                carry = Carry.start(envs.reset(seed=cfg.run.seed + session.updates), model,
+                                    device)
+            elif snap is not None and env_snapshot.can_snapshot(envs):
+                _restore_carry(carry, resume, device)
                 arrays = {k: v.numpy() for k, v in resume.section("env").items()}
                 env_snapshot.restore(envs, arrays, snap)
             else:
@@ -156,15 +172,23 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
         buf = RolloutBuffer(cfg.algo.num_steps, envs.num_envs, envs.single_observation_space,
                             envs.single_action_space, device)
         to_env = ActionAdapter(envs.single_action_space)
-        steps_per_update = cfg.algo.num_steps * envs.num_envs
+        steps_per_update = cfg.algo.num_steps * cfg.env.num_envs
         keep_graph = reuses_acting_graph(model, cfg.algo)
         numpy_update = None
-        if cfg.run.numpy_update and not keep_graph and supports_numpy_update(model, optimizer):
+        if parallel:
+            if cfg.run.torch_threads == 0:
+                torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.algo.processes))
+            model.share_memory()
+            own_grad = torch.zeros(sum(p.numel() for p in params))
+            flat_gradients(params, own_grad)
+            helpers = Helpers(cfg, model, own_grad.numel(), cfg.run.seed + session.updates)
+        elif cfg.run.numpy_update and not keep_graph and supports_numpy_update(model, optimizer):
             # After load_optimizer (it takes the loaded state over) and before the NumPy
             # actor: it rebinds the parameters to one flat tensor, the actor views them.
             numpy_update = NumpyA2CUpdate(model, optimizer, cfg.algo, cfg.run.nan_guard)
         actor = None
-        if cfg.run.numpy_acting and not keep_graph and supports_numpy_acting(model):
+        if cfg.run.numpy_acting and not keep_graph and not parallel \
+                and supports_numpy_acting(model):
             actor = NumpyActor(model, cfg.run.seed)
             if resume is not None and "numpy_actor_rng" in resume.meta:
                 actor.set_state(resume.meta["numpy_actor_rng"])
@@ -173,12 +197,13 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             tensors = model_tensors(model)
             opt_tensors, opt_meta = optimizer_tensors(optimizer)
             tensors.update(opt_tensors)
-            tensors.update(_carry_tensors(carry))
+            if not parallel:
+                tensors.update(_carry_tensors(carry))
             tensors["extra.rng_torch"] = torch.get_rng_state()
             extra = {"optimizer": opt_meta, "algo": "a2c"}
             if actor is not None:
                 extra["numpy_actor_rng"] = actor.get_state()
-            if env_snapshot.can_snapshot(envs):
+            if not parallel and env_snapshot.can_snapshot(envs):
                 arrays, values = env_snapshot.capture(envs)
                 tensors.update({f"env.{k}": torch.from_numpy(np.array(v))
                                 for k, v in arrays.items()})
@@ -190,19 +215,29 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             lr = lr_at(cfg.algo, session.env_steps, cfg.run.total_steps, session.window.count)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            log_now = (session.updates + 1) % cfg.run.log_every == 0  # after add_steps
+            if helpers is not None:
+                helpers.start_rollouts(log_now)
             episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard,
                                        keep_graph, actor, cfg.algo.reward_scale)
             session.add_steps(steps_per_update)
             session.record_episodes(episodes)
-            log_now = session.updates % cfg.run.log_every == 0
             if numpy_update is not None:
                 stats = numpy_update(buf, session.updates, with_stats=log_now)
             else:
                 acted, buf.acted = buf.acted, None
                 loss, stats = rollout_loss(model, buf.to(device), cfg.algo, with_stats=log_now,
                                            acted=acted)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if helpers is not None:
+                    own_grad.zero_()
+                    loss.backward()
+                    loss, stats, by_rank = helpers.finish_update(own_grad, valid_count(buf),
+                                                                 loss, stats)
+                    for rank, finished in by_rank.items():
+                        session.record_episodes(finished, worker=rank)
+                else:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
                 apply_update(model, optimizer, params, loss, stats, cfg, session.updates, log_now)
             if log_now:
                 stats["charts/lr"] = lr
@@ -219,7 +254,14 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             raise
         checkpoint("final")
         raise EnvError(f"{exc} (the last good checkpoint was written)") from None
+    except WorkerFailure:
+        # A helper process (algo.processes) died or hung: keep the last good parameters.
+        if getattr(session, "checkpoint", None) is not None:
+            checkpoint("final")
+        raise
     finally:
+        if helpers is not None:
+            helpers.close()
         envs.close()
 
 

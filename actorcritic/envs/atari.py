@@ -156,7 +156,7 @@ def _envpool(cfg: EnvConfig, game: str, n: int, seed: int, train: bool) -> VecEn
                   img_width=int(cfg.resize[1]), gray_scale=cfg.grayscale,
                   noop_max=max(cfg.noop_max, 1), frame_skip=cfg.frame_skip,
                   repeat_action_probability=float(cfg.sticky_actions),
-                  use_fire_reset=cfg.fire_reset, num_threads=_threads(n))
+                  use_fire_reset=cfg.fire_reset, num_threads=cfg.num_threads or _threads(n))
     if cfg.max_episode_steps:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     kwargs.update(cfg.kwargs)
@@ -260,7 +260,7 @@ def _ale_vector(cfg: EnvConfig, game: str, n: int, train: bool) -> VecEnv:
                   grayscale=cfg.grayscale, stack_num=cfg.frame_stack, frameskip=cfg.frame_skip,
                   maxpool=True, noop_max=cfg.noop_max, use_fire_reset=cfg.fire_reset,
                   repeat_action_probability=float(cfg.sticky_actions),
-                  num_threads=_threads(n))
+                  num_threads=cfg.num_threads or _threads(n))
     if cfg.max_episode_steps:
         kwargs["max_num_frames_per_episode"] = cfg.max_episode_steps * cfg.frame_skip
     kwargs.update(cfg.kwargs)

@@ -27,6 +27,7 @@ from actorcritic.run.progress import Progress
 # Keys a resumed run may not change: they change tensor shapes or the experience stream.
 FROZEN_ON_RESUME = ("env.", "model.", "algo.name", "algo.optimizer", "algo.num_steps",
                     "algo.num_workers", "run.seed", "run.backend")
+FREE_ON_RESUME = ("env.num_threads",)  # how fast, not what is learned
 
 
 def resolve_device(name: str) -> torch.device:
@@ -81,7 +82,8 @@ def load_run_config(run_dir: Path) -> Config:
 def check_resume_compatible(saved: Config, new: Config, run_dir: Path) -> None:
     old_flat, new_flat = _flatten(saved.to_dict()), _flatten(new.to_dict())
     for key, value in new_flat.items():
-        if key.startswith(FROZEN_ON_RESUME) and old_flat.get(key) != value:
+        if key.startswith(FROZEN_ON_RESUME) and key not in FREE_ON_RESUME \
+                and old_flat.get(key) != value:
             raise ConfigError(f"cannot resume {run_dir}: {key} was {old_flat.get(key)!r} in "
                               f"that run and is {value!r} now; it cannot change on resume")
 
