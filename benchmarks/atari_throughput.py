@@ -129,52 +129,19 @@ class Ours:
     """The A2C driver's per-update work, exactly as run_a2c does it (minus logging):
     collect_rollout (keeping the acting graph, as the driver does for a feedforward CNN),
     rollout_loss, backward, clip, RMSprop step. `synthetic=True` replaces the emulators by
-    SyntheticEnvs: the learner ceiling."""
+    SyntheticEnvs: the learner ceiling.
 
-    def __init__(self, backend: str, synthetic: bool = False):
-        cfg = our_config(backend)
-        self.cfg = cfg
-        self.envs = make_vector_env(cfg.env, seed=1, mode="train")
-        if synthetic:
-            real, self.envs = self.envs, SyntheticEnvs(self.envs)
-            real.close()
-        self.model = ActorCritic(self.envs.single_observation_space,
-                                 self.envs.single_action_space, cfg.model)
-        self.keep_graph = reuses_acting_graph(self.model, cfg.algo)
-        self.opt = make_optimizer(self.model.parameters(), cfg.algo)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.buf = RolloutBuffer(N_STEPS, N_ENVS, self.envs.single_observation_space,
-                                 self.envs.single_action_space, torch.device("cpu"))
-        self.carry = Carry.start(self.envs.reset(seed=1), self.model, torch.device("cpu"))
-        self.to_env = ActionAdapter(self.envs.single_action_space)
+    With `processes` > 1, run_a2c's `algo.processes` branch: every process collects its
+    share and backpropagates, rank 0 (this process) combines the gradients, clips and
+    steps; each process runs cores / processes torch threads and its share of the emulator
+    threads (with `synthetic`, every process on SyntheticEnvs)."""
 
-    def update(self) -> None:
-        collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env, True,
-                        self.keep_graph)
-        acted, self.buf.acted = self.buf.acted, None
-        loss, _ = rollout_loss(self.model, self.buf, self.cfg.algo, with_stats=False,
-                               acted=acted)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_and_measure(self.params, self.cfg.algo.max_grad_norm)
-        self.opt.step()
-
-    def close(self) -> None:
-        self.envs.close()
-
-
-class OursProcesses:
-    """The A2C driver's per-update work with `algo.processes` (run_a2c's parallel branch):
-    every process collects its share and backpropagates, rank 0 (this process) combines the
-    gradients, clips and steps. Each process runs one torch thread and its share of the
-    emulator threads. `synthetic=True`: every process on SyntheticEnvs (its ceiling)."""
-
-    def __init__(self, backend: str, processes: int, synthetic: bool = False):
+    def __init__(self, backend: str, synthetic: bool = False, processes: int = 1):
         from actorcritic.algos.a2c_parallel import Helpers, flat_gradients, share_of
 
-        self.cfg = cfg = our_config(backend, processes)
-        part = share_of(cfg, 0)
-        self.envs = make_vector_env(part.env, seed=1, mode="train")
+        cfg = our_config(backend, processes)
+        self.cfg = cfg
+        self.envs = make_vector_env(share_of(cfg, 0).env, seed=1, mode="train")
         if synthetic:
             real, self.envs = self.envs, SyntheticEnvs(self.envs)
             real.close()
@@ -183,39 +150,47 @@ class OursProcesses:
         self.keep_graph = reuses_acting_graph(self.model, cfg.algo)
         self.opt = make_optimizer(self.model.parameters(), cfg.algo)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.model.share_memory()
-        self.grad = torch.zeros(sum(p.numel() for p in self.params))
-        flat_gradients(self.params, self.grad)
-        self.helpers = Helpers(cfg, self.model, self.grad.numel(), seed=1,
-                               make_envs=synthetic_envs if synthetic else None)
         self.buf = RolloutBuffer(N_STEPS, self.envs.num_envs, self.envs.single_observation_space,
                                  self.envs.single_action_space, torch.device("cpu"))
         self.carry = Carry.start(self.envs.reset(seed=1), self.model, torch.device("cpu"))
         self.to_env = ActionAdapter(self.envs.single_action_space)
+        self.helpers = None
         self.threads = max(1, (os.cpu_count() or 1) // processes)
+        if processes > 1:
+            self.model.share_memory()
+            self.grad = torch.zeros(sum(p.numel() for p in self.params))
+            flat_gradients(self.params, self.grad)
+            self.helpers = Helpers(cfg, self.model, self.grad.numel(), seed=1,
+                                   make_envs=synthetic_envs if synthetic else None)
 
     def update(self) -> None:
         from actorcritic.algos.a2c_parallel import valid_count
 
         before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
+        torch.set_num_threads(self.threads if self.helpers is not None else before)
         try:
-            self.helpers.start_rollouts(False)
+            if self.helpers is not None:
+                self.helpers.start_rollouts(False)
             collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env, True,
                             self.keep_graph)
             acted, self.buf.acted = self.buf.acted, None
             loss, stats = rollout_loss(self.model, self.buf, self.cfg.algo, with_stats=False,
                                        acted=acted)
-            self.grad.zero_()
-            loss.backward()
-            self.helpers.finish_update(self.grad, valid_count(self.buf), loss, stats)
+            if self.helpers is not None:
+                self.grad.zero_()
+                loss.backward()
+                self.helpers.finish_update(self.grad, valid_count(self.buf), loss, stats)
+            else:
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
             clip_and_measure(self.params, self.cfg.algo.max_grad_norm)
             self.opt.step()
         finally:
             torch.set_num_threads(before)
 
     def close(self) -> None:
-        self.helpers.close()
+        if self.helpers is not None:
+            self.helpers.close()
         self.envs.close()
 
 
@@ -277,8 +252,9 @@ def main() -> None:
     rows = {"ours": Ours(args.backend), "ceiling": Ours(args.backend, synthetic=True)}
     if args.processes > 1:
         p_rows = f"{args.processes} processes"
-        rows[f"ours, {p_rows}"] = OursProcesses(args.backend, args.processes)
-        rows[f"ceiling, {p_rows}"] = OursProcesses(args.backend, args.processes, synthetic=True)
+        rows[f"ours, {p_rows}"] = Ours(args.backend, processes=args.processes)
+        rows[f"ceiling, {p_rows}"] = Ours(args.backend, synthetic=True,
+                                          processes=args.processes)
     if args.recompute:
         rows["ours, recomputing"] = Ours(args.backend)
         rows["ours, recomputing"].keep_graph = False

@@ -8,7 +8,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from procs import children, running
+from procs import children, cli_process, running
 
 from actorcritic.algos.a2c import rollout_loss
 from actorcritic.algos.a2c_parallel import (
@@ -181,20 +180,12 @@ def _wait_for(condition, seconds: float, what: str) -> None:
         time.sleep(0.2)
 
 
-@contextlib.contextmanager
 def _cli_run(run: Path, *sets: str):
     args = CLI + ["train", "cartpole-a2c", "--run-dir", str(run), "--quiet"]
     for s in CARTPOLE + ["run.total_steps=50000000", "run.checkpoint_every=20",
                          "run.stop_eval_return=100000", *sets]:
         args += ["--set", s]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    return cli_process(args)
 
 
 @pytest.mark.slow

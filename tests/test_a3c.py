@@ -3,18 +3,17 @@ worker, a hung worker past the restart limit, Ctrl-C) with real processes via th
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from procs import cli_process
 
 from actorcritic.algos.a3c import a3c_update, pull_params
 from actorcritic.algos.shared_optim import SharedAdam
@@ -161,27 +160,19 @@ def _episode_rows(run: Path) -> list[dict]:
         return []
 
 
-def _start(run: Path, *sets: str, quiet: bool = True) -> subprocess.Popen:
+def _args(run: Path, *sets: str, quiet: bool = True) -> list[str]:
     args = CLI + ["train", "cartpole-a3c", "--run-dir", str(run),
                   "--set", "env.num_envs=4", "--set", "run.eval_episodes=0"]
     for s in sets:
         args += ["--set", s]
     if quiet:
         args.append("--quiet")
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return args
 
 
-@contextlib.contextmanager
 def _cli_run(run: Path, *sets: str, quiet: bool = True):
     """The CLI training as a subprocess (own process group), killed whatever the test does."""
-    proc = _start(run, *sets, quiet=quiet)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    return cli_process(_args(run, *sets, quiet=quiet))
 
 
 def _assert_no_survivors(children: dict[int, tuple[str, int]]) -> None:
