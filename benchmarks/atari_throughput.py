@@ -142,7 +142,7 @@ class Ours:
 
         cfg = our_config(backend, processes)
         self.cfg = cfg
-        self.envs = make_vector_env(share_of(cfg, 0).env, seed=1, mode="train")
+        self.envs = make_vector_env(share_of(cfg).env, seed=1, mode="train")
         if synthetic:
             real, self.envs = self.envs, SyntheticEnvs(self.envs)
             real.close()

@@ -141,7 +141,7 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
     if parallel and device.type != "cpu":
         raise ConfigError("algo.processes > 1 runs on the CPU: set run.device=cpu")
     helpers = None
-    envs = make_vector_env(share_of(cfg, 0).env if parallel else cfg.env, seed=cfg.run.seed,
+    envs = make_vector_env(share_of(cfg).env if parallel else cfg.env, seed=cfg.run.seed,
                            mode="train")
     try:
         optimizer = make_optimizer(model.parameters(), cfg.algo)

@@ -39,7 +39,7 @@ from actorcritic.errors import NonFiniteError, UserError, WorkerFailure
 STARTUP_SECONDS = 120.0  # a spawned helper imports torch and makes its envs
 
 
-def share_of(cfg, rank: int):
+def share_of(cfg):
     """The config of one process: its share of the envs and of the cores."""
     from copy import deepcopy
 
@@ -119,7 +119,7 @@ def _serve(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, make_
     from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
     from actorcritic.envs import make_vector_env
 
-    part = share_of(cfg, rank)
+    part = share_of(cfg)
     cpu = torch.device("cpu")
     if make_envs is None:
         envs = make_vector_env(part.env, seed=env_seed(cfg, rank), mode="train")
@@ -184,8 +184,7 @@ class Helpers:
             try:
                 conn.send(("go", with_stats))
             except OSError:  # its end of the pipe is gone
-                self._expect(rank, "ready", 5.0)  # says how it ended
-                raise WorkerFailure(f"A2C process {rank} is gone") from None
+                raise self._died(rank) from None
 
     def finish_update(self, own: torch.Tensor, own_count: float, loss: torch.Tensor,
                       stats: dict) -> tuple[torch.Tensor, dict, dict[int, list]]:
@@ -210,13 +209,12 @@ class Helpers:
         try:
             while not conn.poll(1.0):
                 if not proc.is_alive():
-                    raise WorkerFailure(f"A2C process {rank} died (exit code {proc.exitcode})")
+                    raise self._died(rank)
                 if time.monotonic() > deadline:
                     raise WorkerFailure(f"A2C process {rank} sent nothing for {seconds:.0f}s")
             message = conn.recv()
         except (EOFError, OSError):  # its end of the pipe closed (or reset) as it died
-            proc.join(5)
-            raise WorkerFailure(f"A2C process {rank} died (exit code {proc.exitcode})") from None
+            raise self._died(rank) from None
         if message[0] == "error":
             _, text, payload, _trace = message
             if isinstance(payload, (UserError, NonFiniteError)):
@@ -225,6 +223,11 @@ class Helpers:
         if message[0] != kind:
             raise WorkerFailure(f"A2C process {rank} sent {message[0]!r}, expected {kind!r}")
         return message
+
+    def _died(self, rank: int) -> WorkerFailure:
+        proc = self.procs[rank - 1]
+        proc.join(5)
+        return WorkerFailure(f"A2C process {rank} died (exit code {proc.exitcode})")
 
     def close(self) -> None:
         for conn in self.conns:
