@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from actorcritic.algos.a2c import rollout_loss
-from actorcritic.algos.impala import ActorWorker, collate, flat_params, impala_loss
+from actorcritic.algos.impala import ActorWorker, collate, flat_params, impala_loss, load_flat
 from actorcritic.config import load_config
-from actorcritic.train import train
+from actorcritic.train import build_model, spaces_for, train
 
 
 def small_cfg(*overrides: str):
@@ -63,6 +63,42 @@ def test_collate_concatenates_envs():
     assert batch["actions"].shape == (7, 6)
     assert batch["start_state"][0].shape == (6, 8)
     np.testing.assert_array_equal(batch["rewards"][:, 3:].numpy(), b["rewards"])
+
+
+def test_flat_params_round_trip_keeps_channels_last_weights():
+    """A Nature CNN keeps its convolution weights channels-last; publishing and loading the
+    flat vector must neither fail on those strides nor change the layout or the values."""
+    cfg = load_config("pong-a2c-tuned", ["env.num_envs=2"])
+    source = build_model(cfg, *spaces_for(cfg))
+    target = build_model(cfg, *spaces_for(cfg))
+    with torch.no_grad():
+        for p in target.parameters():
+            p.zero_()
+    conv = [p for p in target.parameters() if p.dim() == 4]
+    assert conv and all(p.is_contiguous(memory_format=torch.channels_last) and
+                        not p.is_contiguous() for p in conv)
+    before = [p.data_ptr() for p in target.parameters()]
+    flat = flat_params(source)
+    assert flat.dtype == np.float32 and flat.size == sum(p.numel() for p in source.parameters())
+    load_flat(target, flat)
+    for a, b in zip(source.parameters(), target.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert [p.data_ptr() for p in target.parameters()] == before
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in conv)
+    with pytest.raises(ValueError, match="values"):
+        load_flat(target, flat[:-1])
+
+
+def test_impala_trains_on_pong_with_a_cnn(tmp_path):
+    """IMPALA with the Nature CNN (channels-last weights) through the local actor process."""
+    summary = train("pong-a2c-tuned", tmp_path / "run", quiet=True, overrides=[
+        "algo.name=impala", "algo.num_workers=1", "algo.learner_batch=1", "env.num_envs=4",
+        "run.total_steps=400", "run.log_every=5", "run.eval_episodes=0",
+        "run.stop_mean_return=null"])
+    assert summary["status"] == "finished" and summary["env_steps"] >= 400
+    rows = read_metrics(tmp_path / "run")
+    losses = [float(r["losses/total"]) for r in rows if r["losses/total"]]
+    assert losses and all(np.isfinite(losses))
 
 
 def read_metrics(run_dir):

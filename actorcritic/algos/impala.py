@@ -35,14 +35,27 @@ from actorcritic.errors import NonFiniteError, WorkerFailure
 
 
 def flat_params(model: nn.Module) -> np.ndarray:
-    """All parameters as one float32 vector (the model has no buffers to publish)."""
+    """All parameters as one float32 vector in their logical (NCHW) element order, whatever
+    their memory layout (CNN weights are channels-last); the model has no buffers to
+    publish."""
     with torch.no_grad():
-        return nn.utils.parameters_to_vector(model.parameters()).float().cpu().numpy().copy()
+        return torch.cat([p.detach().reshape(-1) for p in model.parameters()]
+                         ).float().cpu().numpy()
 
 
 def load_flat(model: nn.Module, flat: np.ndarray) -> None:
+    """Copy a `flat_params` vector into the model's parameters in place, so every parameter
+    keeps its memory layout (and its optimizer/shared-memory identity)."""
+    source = torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
+    params = list(model.parameters())
+    expected = sum(p.numel() for p in params)
+    if source.numel() != expected:
+        raise ValueError(f"parameter vector has {source.numel()} values, the model {expected}")
+    offset = 0
     with torch.no_grad():
-        nn.utils.vector_to_parameters(torch.tensor(flat), model.parameters())
+        for p in params:
+            p.copy_(source[offset:offset + p.numel()].view(p.shape))
+            offset += p.numel()
 
 
 def worker_seed(cfg: Config, index: int, generation: int) -> int:
