@@ -79,6 +79,10 @@ class ModelConfig:
     core_size: int = _f(128, "hidden units of the recurrent core", min=1)
     cnn_channels: int = _f(32, "small_cnn: channels per conv layer", min=1)
     cnn_dense: int = _f(128, "small_cnn: units of the dense layer after the convolutions", min=1)
+    precision: str = _f("float32", "arithmetic of the CNN encoder (bfloat16: its convolutions "
+                        "and dense layer run under autocast; parameters, heads, losses and "
+                        "the optimizer stay float32; pays on CPUs with AVX512-BF16 or AMX)",
+                        choices=("float32", "bfloat16"))
 
 
 @dataclass

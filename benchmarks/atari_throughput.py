@@ -14,11 +14,13 @@ Setting (the issue's bar): PongNoFrameskip-v4, Nature CNN, 16 envs x 5 steps, RM
 - with --processes P: ours with `algo.processes=P` (the envs split over P processes of one
   thread each, gradients summed before one RMSprop step: the same update) and its own
   ceiling, the P processes on synthetic envs.
+- with --bfloat16: ours and its ceiling with `model.precision=bfloat16` (the encoder under
+  bfloat16 autocast; parameters, heads, losses and RMSprop in float32), and its train().
 
 Measurements are interleaved over rounds and the median is reported, so a load change on
 a shared machine hits all three alike.
 
-    .venv/bin/python benchmarks/atari_throughput.py --seconds 20 --rounds 3 --processes 2
+    .venv/bin/python benchmarks/atari_throughput.py --seconds 20 --rounds 3 --bfloat16
 
 Needs `pip install stable-baselines3` (the `bench` extra) for the SB3 row.
 """
@@ -61,7 +63,7 @@ SB3_UPDATES_PER_CALL = 16
 HP = dict(lr=7e-4, gamma=0.99, ent_coef=0.01, vf_coef=0.25, max_grad_norm=0.5, eps=1e-5)
 
 
-def our_config(backend: str, processes: int = 1):
+def our_config(backend: str, processes: int = 1, precision: str = "float32"):
     return load_config("pong-a2c-tuned", [
         f"env.id={ENV_ID}", f"env.num_envs={N_ENVS}", f"env.backend={backend}",
         f"algo.num_steps={N_STEPS}", "algo.optimizer=rmsprop", f"algo.lr={HP['lr']}",
@@ -69,7 +71,7 @@ def our_config(backend: str, processes: int = 1):
         f"algo.ent_coef={HP['ent_coef']}", f"algo.vf_coef={HP['vf_coef']}",
         f"algo.max_grad_norm={HP['max_grad_norm']}", "algo.gae_lambda=1.0",
         "model.encoder=nature_cnn", "run.device=cpu", "run.eval_episodes=0",
-        f"algo.processes={processes}"])
+        f"algo.processes={processes}", f"model.precision={precision}"])
 
 
 def timed(step, seconds: float, steps_per_call: int, warmup: int = 3,
@@ -137,10 +139,11 @@ class Ours:
     steps; each process runs cores / processes torch threads and its share of the emulator
     threads (with `synthetic`, every process on SyntheticEnvs)."""
 
-    def __init__(self, backend: str, synthetic: bool = False, processes: int = 1):
+    def __init__(self, backend: str, synthetic: bool = False, processes: int = 1,
+                 precision: str = "float32"):
         from actorcritic.algos.a2c_parallel import Helpers, flat_gradients, share_of
 
-        cfg = our_config(backend, processes)
+        cfg = our_config(backend, processes, precision)
         self.cfg = cfg
         self.envs = make_vector_env(share_of(cfg).env, seed=1, mode="train")
         if synthetic:
@@ -230,10 +233,11 @@ class SB3:
         self.env.close()
 
 
-def train_end_to_end(backend: str, steps: int, processes: int = 1) -> float:
+def train_end_to_end(backend: str, steps: int, processes: int = 1,
+                     precision: str = "float32") -> float:
     from actorcritic.train import train
 
-    cfg = our_config(backend, processes)
+    cfg = our_config(backend, processes, precision)
     cfg.run.total_steps = steps
     cfg.run.log_every = 50
     with tempfile.TemporaryDirectory() as tmp:
@@ -251,6 +255,8 @@ def main() -> None:
     p.add_argument("--no-train", action="store_true", help="skip the train() end-to-end row")
     p.add_argument("--processes", type=int, default=1,
                    help="also time ours and its ceiling with algo.processes=P (P > 1)")
+    p.add_argument("--bfloat16", action="store_true",
+                   help="also time ours and its ceiling with model.precision=bfloat16")
     p.add_argument("--recompute", action="store_true",
                    help="also time ours recomputing the rollout (algo.reuse_acting_graph=off)")
     args = p.parse_args()
@@ -264,6 +270,9 @@ def main() -> None:
         rows[f"ours, {p_rows}"] = Ours(args.backend, processes=args.processes)
         rows[f"ceiling, {p_rows}"] = Ours(args.backend, synthetic=True,
                                           processes=args.processes)
+    if args.bfloat16:
+        rows["ours, bfloat16"] = Ours(args.backend, precision="bfloat16")
+        rows["ceiling, bfloat16"] = Ours(args.backend, synthetic=True, precision="bfloat16")
     if args.recompute:
         rows["ours, recomputing"] = Ours(args.backend)
         rows["ours, recomputing"].keep_graph = False
@@ -296,6 +305,10 @@ def main() -> None:
             key = f"ours, {args.processes} processes"
             sps[f"{key}: train()"] = train_end_to_end(
                 args.backend, int(sps[key] * args.seconds * 2) // 80 * 80 + 80, args.processes)
+        if args.bfloat16:
+            sps["ours, bfloat16: train()"] = train_end_to_end(
+                args.backend, int(sps["ours, bfloat16"] * args.seconds * 2) // 80 * 80 + 80,
+                precision="bfloat16")
 
     print(f"\nPong, Nature CNN, {N_ENVS} envs x {N_STEPS} steps, RMSprop, CPU: "
           f"{os.cpu_count()} cores, torch threads {threads}, backend {args.backend}, "

@@ -27,13 +27,19 @@ def image_rollout(space: gym.spaces.Box, seed: int) -> RolloutBuffer:
     return buf
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.parametrize("encoder,shape,shared", [
     ("nature_cnn", (4, 84, 84), True), ("small_cnn", (1, 42, 42), False)])
-def test_replayed_acting_passes_give_the_recomputed_gradients(encoder, shape, shared):
+def test_replayed_acting_passes_give_the_recomputed_gradients(encoder, shape, shared,
+                                                              precision):
+    """Under bfloat16 both sides run the encoder's backward in bfloat16 (the recomputed one
+    through autocast), so they agree to bfloat16 rounding."""
     torch.manual_seed(0)
     space = gym.spaces.Box(0, 255, shape, np.uint8)
     model = ActorCritic(space, ACTIONS, ModelConfig(encoder=encoder, shared_trunk=shared,
-                                                    cnn_channels=8, cnn_dense=16))
+                                                    cnn_channels=8, cnn_dense=16,
+                                                    precision=precision))
+    tol = dict(atol=1e-6, rtol=1e-4) if precision == "float32" else dict(atol=1e-4, rtol=2e-2)
     assert supports_replay(model)
     buf = image_rollout(space, 1)
     cfg = AlgoConfig(ent_coef=0.01, gae_lambda=0.95, normalize_advantage=True)
@@ -41,6 +47,8 @@ def test_replayed_acting_passes_give_the_recomputed_gradients(encoder, shape, sh
         with recording(model) as rec:
             acting = [model(buf.obs[t][None], buf.first[t][None], ()) for t in range(T)]
         bootstrap = model(buf.obs[T][None], buf.first[T][None], ())[1]
+    expected = torch.float32 if precision == "float32" else torch.bfloat16
+    assert all(out.dtype == expected for out in rec.steps[0][0][1:])  # the ReLU outputs
     params, values = replay(model, rec, T, N)
     # the replayed outputs are the acting ones
     torch.testing.assert_close(params.detach(), torch.cat([a[0] for a in acting]))
@@ -55,8 +63,8 @@ def test_replayed_acting_passes_give_the_recomputed_gradients(encoder, shape, sh
     assert replayed.keys() == recomputed.keys()
     for name in recomputed:
         assert recomputed[name].abs().max() > 0, name
-        torch.testing.assert_close(replayed[name], recomputed[name], atol=1e-6, rtol=1e-4,
-                                   msg=name)
+        torch.testing.assert_close(replayed[name], recomputed[name], **tol, msg=name)
+        assert replayed[name].dtype == torch.float32
 
 
 def test_recording_stops_with_the_block():

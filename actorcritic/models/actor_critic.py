@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from actorcritic.config import ModelConfig
+from actorcritic.errors import ConfigError
 from actorcritic.models.cores import State, make_core
 from actorcritic.models.encoders import MLP, NatureCNN, SmallCNN, orthogonal_
 from actorcritic.models.heads import make_head
@@ -34,18 +35,27 @@ def make_encoder(obs_space: gym.Space, cfg: ModelConfig) -> nn.Module:
 
 
 class Trunk(nn.Module):
-    """Encoder plus core: [T, N, ...obs] -> features [T, N, F]."""
+    """Encoder plus core: [T, N, ...obs] -> features [T, N, F].
+
+    With `model.precision: bfloat16` the encoder runs under autocast and its features are
+    cast back to float32, so the core, the heads and the losses never see bfloat16.
+    """
 
     def __init__(self, obs_space: gym.Space, cfg: ModelConfig):
         super().__init__()
         self.encoder = make_encoder(obs_space, cfg)
         self.core = make_core(cfg.core, self.encoder.out_size, cfg.core_size)
         self.out_size = self.core.out_size
+        self.bfloat16 = cfg.precision == "bfloat16"
+        if self.bfloat16 and isinstance(self.encoder, MLP):
+            raise ConfigError("model.precision=bfloat16 is for CNN encoders (image "
+                              "observations); an MLP encoder runs in float32")
 
     def forward(self, obs: torch.Tensor, first: torch.Tensor, state: State):
         t, n = obs.shape[:2]
-        x = self.encoder(obs.reshape(t * n, *obs.shape[2:])).reshape(t, n, -1)
-        return self.core(x, first, state)
+        with torch.autocast(obs.device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
+            x = self.encoder(obs.reshape(t * n, *obs.shape[2:]))
+        return self.core(x.float().reshape(t, n, -1), first, state)
 
 
 class ActorCritic(nn.Module):

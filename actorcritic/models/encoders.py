@@ -17,14 +17,17 @@ def orthogonal_(layer: nn.Module, gain: float = math.sqrt(2)) -> nn.Module:
     return layer
 
 
-def channels_last(images: torch.Tensor) -> torch.Tensor:
-    """[B, C, H, W] in NHWC memory order (the same tensor, strides changed).
+def image_input(images: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] images as the CNNs take them: float32 in NHWC memory order (channels
+    last), uint8 frames divided by 255.
 
     The CNNs keep their convolution weights and inputs channels-last: oneDNN's CPU kernels
     run a Nature CNN's backward faster that way than on NCHW (benchmarks/cnn_layouts.py).
-    Values, shapes and checkpoints do not change.
+    Values, shapes and checkpoints do not change. One converting copy and an in-place
+    division: the input is converted on every acting step, so three copies showed up.
     """
-    return images.contiguous(memory_format=torch.channels_last)
+    x = images.to(dtype=torch.float32, memory_format=torch.channels_last)
+    return x.div_(255.0) if images.dtype == torch.uint8 else x
 
 
 class MLP(nn.Module):
@@ -69,7 +72,7 @@ class NatureCNN(nn.Module):
         self.out_size = 512
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.conv(channels_last(obs).float() / 255.0))
+        return self.fc(self.conv(image_input(obs)))
 
 
 class SmallCNN(nn.Module):
@@ -91,7 +94,4 @@ class SmallCNN(nn.Module):
         self.out_size = dense
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = channels_last(obs).float()
-        if obs.dtype == torch.uint8:
-            x = x / 255.0
-        return self.fc(self.conv(x))
+        return self.fc(self.conv(image_input(obs)))

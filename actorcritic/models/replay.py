@@ -113,16 +113,23 @@ class _ReplayedReLULayer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         x, weight, recorded = ctx.saved_tensors
-        grad_z = torch.ops.aten.threshold_backward(grad_out, recorded, 0)  # ReLU's backward
+        # The layer ran in the recorded output's dtype (bfloat16 under autocast), so its
+        # backward does too, as autocast's own backward would; gradients of the float32
+        # parameters come back as float32.
+        dtype = recorded.dtype
+        grad_z = torch.ops.aten.threshold_backward(grad_out.to(dtype), recorded, 0)  # ReLU's
+        x_low, w_low = x.to(dtype), weight.to(dtype)
         need_input = ctx.needs_input_grad[0]
         if ctx.conv_args is None:
-            grad_x = grad_z @ weight if need_input else None
-            return grad_x, grad_z.t() @ x, grad_z.sum(0), None, None
+            grad_x = (grad_z @ w_low).to(x.dtype) if need_input else None
+            return (grad_x, (grad_z.t() @ x_low).to(weight.dtype),
+                    grad_z.sum(0, dtype=weight.dtype), None, None)
         stride, padding = ctx.conv_args
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            grad_z, x, weight, [weight.shape[0]], stride, padding, [1, 1], False, [0, 0], 1,
+            grad_z, x_low, w_low, [weight.shape[0]], stride, padding, [1, 1], False, [0, 0], 1,
             [need_input, True, True])
-        return grad_x, grad_w, grad_b, None, None
+        grad_x = grad_x.to(x.dtype) if need_input else None
+        return grad_x, grad_w.to(weight.dtype), grad_b.to(weight.dtype), None, None
 
 
 def _replay_trunk(trunk: Trunk, steps: list[list[torch.Tensor]]) -> torch.Tensor:
@@ -143,7 +150,7 @@ def replay(model: ActorCritic, rec: Recording, num_steps: int, num_envs: int
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Policy params [T, N, P] and values [T, N] of the recorded acting passes, attached
     to the autograd graph as if the rollout had been recomputed."""
-    features = [_replay_trunk(t, s) for t, s in zip(rec.trunks, rec.steps)]
+    features = [_replay_trunk(t, s).float() for t, s in zip(rec.trunks, rec.steps)]
     params = model.policy(features[0])
     values = model.value(features[-1]).squeeze(-1)
     return params.reshape(num_steps, num_envs, -1), values.reshape(num_steps, num_envs)

@@ -27,7 +27,7 @@ from actorcritic.run.progress import Progress
 # Keys a resumed run may not change: they change tensor shapes or the experience stream.
 FROZEN_ON_RESUME = ("env.", "model.", "algo.name", "algo.optimizer", "algo.num_steps",
                     "algo.num_workers", "run.seed", "run.backend")
-FREE_ON_RESUME = ("env.num_threads",)  # how fast, not what is learned
+FREE_ON_RESUME = ("env.num_threads", "model.precision")  # how fast, not what is learned
 
 
 def resolve_device(name: str) -> torch.device:

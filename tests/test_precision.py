@@ -1,0 +1,118 @@
+"""model.precision=bfloat16: the CNN encoder under bfloat16 autocast, everything else float32.
+
+The replayed gradient under bfloat16 is checked against autocast's own in test_replay.py;
+here: bfloat16 gradients point where the float32 ones do, the rest of the model stays
+float32, the CLI refuses it for MLP encoders, it may change on resume, and a real Pong run
+trains with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from actorcritic.algos.a2c import rollout_loss
+from actorcritic.algos.rollout import RolloutBuffer
+from actorcritic.cli import main
+from actorcritic.config import AlgoConfig, ModelConfig, load_config
+from actorcritic.models.actor_critic import ActorCritic
+from actorcritic.run.checkpoint import load_checkpoint
+from actorcritic.run.session import check_resume_compatible
+from actorcritic.train import train
+
+T, N = 5, 8
+FRAMES = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+ACTIONS = gym.spaces.Discrete(6)
+
+
+def pong_like_rollout(seed: int) -> RolloutBuffer:
+    """Smooth frames (a bright square on a dark field), so that the network's features vary
+    with the input as real frames do, rather than averaging out noise."""
+    rng = np.random.default_rng(seed)
+    buf = RolloutBuffer(T, N, FRAMES, ACTIONS)
+    b = buf.np
+    b.obs[:] = rng.integers(0, 40, b.obs.shape)
+    for t in range(T + 1):
+        for n in range(N):
+            y, x = rng.integers(0, 70, 2)
+            b.obs[t, n, :, y:y + 14, x:x + 14] = 200
+    b.actions[:] = rng.integers(0, 6, (T, N))
+    b.rewards[:] = rng.choice([-1.0, 0.0, 1.0], (T, N), p=[0.1, 0.8, 0.1])
+    b.terminated[:] = rng.random((T, N)) < 0.1
+    b.valid[:] = True
+    return buf
+
+
+def gradients(precision: str, buf: RolloutBuffer) -> tuple[float, dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    model = ActorCritic(FRAMES, ACTIONS, ModelConfig(encoder="nature_cnn",
+                                                     precision=precision))
+    loss, _ = rollout_loss(model, buf, AlgoConfig(vf_coef=0.25, ent_coef=0.01))
+    loss.backward()
+    return float(loss.detach()), {n: p.grad for n, p in model.named_parameters()}
+
+
+def test_bfloat16_gradients_point_where_the_float32_ones_do():
+    buf = pong_like_rollout(0)
+    loss32, g32 = gradients("float32", buf)
+    loss16, g16 = gradients("bfloat16", buf)
+    assert loss16 == pytest.approx(loss32, rel=1e-2)
+    for name in g32:
+        assert g16[name].dtype == torch.float32, name
+        a, b = g32[name].flatten(), g16[name].flatten()
+        cosine = float(torch.dot(a, b) / (a.norm() * b.norm()))
+        assert cosine > 0.99, (name, cosine)
+        assert float(b.norm() / a.norm()) == pytest.approx(1.0, abs=0.05), name
+
+
+def test_only_the_encoder_runs_in_bfloat16():
+    torch.manual_seed(0)
+    model = ActorCritic(FRAMES, ACTIONS, ModelConfig(encoder="nature_cnn",
+                                                     precision="bfloat16"))
+    seen: dict[str, torch.dtype] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            module.register_forward_hook(
+                lambda m, args, out, name=name: seen.__setitem__(name, out.dtype))
+    obs = torch.zeros(1, 3, *FRAMES.shape, dtype=torch.uint8)
+    params, values, _ = model(obs, torch.zeros(1, 3, dtype=torch.bool), ())
+    assert params.dtype == values.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    encoder = {k: v for k, v in seen.items() if ".encoder." in k}
+    heads = {k: v for k, v in seen.items() if ".encoder." not in k}
+    assert len(encoder) == 4 and set(encoder.values()) == {torch.bfloat16}
+    assert heads and set(heads.values()) == {torch.float32}
+
+
+def test_bfloat16_with_an_mlp_encoder_is_one_clear_error(tmp_path, capsys):
+    rc = main(["train", "cartpole-a2c", "--run-dir", str(tmp_path / "run"),
+               "--set", "model.precision=bfloat16"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2 and len(lines) == 1
+    assert "model.precision=bfloat16 is for CNN encoders" in lines[0]
+
+
+def test_precision_may_change_on_resume(tmp_path):
+    saved = load_config("pong-a2c-tuned")
+    check_resume_compatible(saved, load_config("pong-a2c-tuned", ["model.precision=bfloat16"]),
+                            tmp_path)
+
+
+@pytest.mark.slow
+def test_short_pong_run_in_bfloat16(tmp_path):
+    summary = train("pong-a2c-tuned", tmp_path / "run", quiet=True, overrides=[
+        "model.precision=bfloat16", "env.num_envs=4", "run.total_steps=1000",
+        "run.eval_episodes=1", "env.max_episode_steps=100", "run.log_every=5",
+        "run.torch_threads=1"])
+    assert summary["status"] == "finished" and summary["env_steps"] >= 1000
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    losses = [float(r["losses/total"]) for r in rows if r.get("losses/total")]
+    assert losses and all(math.isfinite(v) for v in losses)
+    final = load_checkpoint(tmp_path / "run" / "checkpoints" / "final.safetensors")
+    weights = final.section("model")
+    assert weights and all(t.dtype == torch.float32 for t in weights.values())
