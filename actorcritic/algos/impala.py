@@ -46,7 +46,7 @@ def flat_params(model: nn.Module) -> np.ndarray:
 def load_flat(model: nn.Module, flat: np.ndarray) -> None:
     """Copy a `flat_params` vector into the model's parameters in place, so every parameter
     keeps its memory layout (and its optimizer/shared-memory identity)."""
-    source = torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
+    source = torch.tensor(flat, dtype=torch.float32)  # a copy: Ray's arrays are read-only
     params = list(model.parameters())
     expected = sum(p.numel() for p in params)
     if source.numel() != expected:
