@@ -10,6 +10,7 @@ from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, colle
 from actorcritic.config import AlgoConfig, EnvConfig, ModelConfig
 from actorcritic.envs import make_vector_env
 from actorcritic.models.actor_critic import ActorCritic
+from actorcritic.models.encoders import image_input
 from actorcritic.models.heads import make_head
 
 OBS = gym.spaces.Box(-1, 1, (3,), np.float32)
@@ -168,3 +169,14 @@ def test_categorical_sampling_follows_the_probabilities():
     torch.manual_seed(0)
     counts = torch.bincount(head.sample(logits), minlength=3).float() / 20000
     torch.testing.assert_close(counts, torch.tensor([0.2, 0.5, 0.3]), atol=0.015, rtol=0)
+
+
+def test_image_input_scales_frames_and_leaves_float_inputs_alone():
+    frames = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
+    x = image_input(frames)
+    assert x.dtype == torch.float32 and x.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, frames.float() / 255.0)
+    assert frames.dtype == torch.uint8  # the caller's frames are not touched
+    floats = torch.rand(2, 3, 42, 42)
+    kept = floats.clone()
+    assert torch.equal(image_input(floats), kept) and torch.equal(floats, kept)
