@@ -23,10 +23,8 @@ def image_input(images: torch.Tensor) -> torch.Tensor:
 
     The CNNs keep their convolution weights and inputs channels-last: oneDNN's CPU kernels
     run a Nature CNN's backward faster that way than on NCHW (benchmarks/cnn_layouts.py).
-    Values, shapes and checkpoints do not change. The input is converted on every acting
-    step; converting to float before reordering, and dividing in place, is the fastest
-    order measured (~200 us for 16 Pong frames, against ~250 us reordering the bytes first
-    and ~300 us for one strided converting copy).
+    Values, shapes and checkpoints do not change. The frames are converted to float before
+    they are reordered, and divided in place (the result is a fresh tensor).
     """
     x = images.float().contiguous(memory_format=torch.channels_last)
     return x.div_(255.0) if images.dtype == torch.uint8 else x
