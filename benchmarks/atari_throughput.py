@@ -16,6 +16,7 @@ Setting (the issue's bar): PongNoFrameskip-v4, Nature CNN, 16 envs x 5 steps, RM
   ceiling, the P processes on synthetic envs.
 - with --bfloat16: ours and its ceiling with `model.precision=bfloat16` (the encoder under
   bfloat16 autocast; parameters, heads, losses and RMSprop in float32), and its train().
+- with both: also ours and its ceiling in P processes and bfloat16.
 
 Measurements are interleaved over rounds and the median is reported, so a load change on
 a shared machine hits all three alike.
@@ -168,7 +169,7 @@ class Ours:
                                    make_envs=synthetic_envs if synthetic else None)
 
     def update(self) -> None:
-        from actorcritic.algos.a2c_parallel import valid_count
+        from actorcritic.algos.a2c_parallel import torch_threads, valid_count
 
         before = torch.get_num_threads()
         torch.set_num_threads(self.threads if self.helpers is not None else before)
@@ -183,14 +184,19 @@ class Ours:
             if self.helpers is not None:
                 self.grad.zero_()
                 loss.backward()
-                self.helpers.finish_update(self.grad, valid_count(self.buf), loss, stats)
+                with torch_threads(before):  # the helpers wait: rank 0 uses every core
+                    self.helpers.finish_update(self.grad, valid_count(self.buf), loss, stats)
+                    self.step()
             else:
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
-            clip_and_measure(self.params, self.cfg.algo.max_grad_norm)
-            self.opt.step()
+                self.step()
         finally:
             torch.set_num_threads(before)
+
+    def step(self) -> None:
+        clip_and_measure(self.params, self.cfg.algo.max_grad_norm)
+        self.opt.step()
 
     def cpu_seconds(self) -> float:
         """CPU time of this process and of the helper processes (Linux /proc)."""
@@ -273,6 +279,12 @@ def main() -> None:
     if args.bfloat16:
         rows["ours, bfloat16"] = Ours(args.backend, precision="bfloat16")
         rows["ceiling, bfloat16"] = Ours(args.backend, synthetic=True, precision="bfloat16")
+    if args.processes > 1 and args.bfloat16:
+        rows[f"ours, {p_rows}, bfloat16"] = Ours(args.backend, processes=args.processes,
+                                                  precision="bfloat16")
+        rows[f"ceiling, {p_rows}, bfloat16"] = Ours(args.backend, synthetic=True,
+                                                     processes=args.processes,
+                                                     precision="bfloat16")
     if args.recompute:
         rows["ours, recomputing"] = Ours(args.backend)
         rows["ours, recomputing"].keep_graph = False
@@ -314,15 +326,22 @@ def main() -> None:
           f"{os.cpu_count()} cores, torch threads {threads}, backend {args.backend}, "
           f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end")
     best = max(v for k, v in sps.items() if k.startswith("ceiling"))
-    print("vs ceil: against the one-process ceiling; vs best: against the fastest ceiling row")
-    print(f"{'row':34s} {'steps/s':>8s} {'vs SB3':>7s} {'vs ceil':>8s} {'vs best':>8s} | "
-          f"{'steps/cpu-s':>11s} {'vs SB3':>7s}")
+    cores = os.cpu_count() or 1
+    print("vs ceil: against the one-process float32 ceiling; vs own: against the ceiling row of "
+          "the same layout and precision;\nvs best: against the fastest ceiling row; bound: "
+          f"the most `vs own` can be on {cores} cores at the row's CPU cost per step "
+          f"({cores} x steps/cpu-s / own ceiling)")
+    print(f"{'row':34s} {'steps/s':>8s} {'vs SB3':>7s} {'vs ceil':>8s} {'vs own':>7s} "
+          f"{'vs best':>8s} | {'steps/cpu-s':>11s} {'vs SB3':>7s} {'bound':>6s}")
     for name, v in sps.items():
+        own = sps.get(name.replace("ours", "ceiling", 1)) if name.startswith("ours") else None
         line = (f"{name:34s} {v:8.0f} {_ratio(v, sps.get('sb3')):>7s} "
-                f"{v / sps['ceiling']:8.0%} {v / best:8.0%} |")
+                f"{v / sps['ceiling']:8.0%} {f'{v / own:.0%}' if own else '-':>7s} "
+                f"{v / best:8.0%} |")
         if name in cps:
             c = cps[name]
             line += f" {c:11.0f} {_ratio(c, cps.get('sb3')):>7s}"
+            line += f" {f'{cores * c / own:.0%}' if own else '-':>6s}"
         print(line)
 
 

@@ -23,6 +23,7 @@ from actorcritic.algos.a2c_parallel import (
     combine,
     flat_gradients,
     share_of,
+    torch_threads,
     valid_count,
     weighted_stats,
 )
@@ -115,6 +116,17 @@ def test_each_process_gets_its_share_of_envs_and_cores():
     part = share_of(cfg)
     assert part.env.num_envs == 4 and cfg.env.num_envs == 16
     assert part.env.num_threads == max(1, (os.cpu_count() or 1) // 4)
+
+
+def test_the_update_tail_runs_on_its_own_thread_count_and_gives_it_back():
+    before = torch.get_num_threads()
+    other = 1 if before > 1 else 2
+    with torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(other):
+        raise RuntimeError("a failed step")
+    assert torch.get_num_threads() == before
 
 
 @pytest.mark.parametrize("overrides, message", [

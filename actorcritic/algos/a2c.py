@@ -126,7 +126,13 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
 
     import numpy as np
 
-    from actorcritic.algos.a2c_parallel import Helpers, flat_gradients, share_of, valid_count
+    from actorcritic.algos.a2c_parallel import (
+        Helpers,
+        flat_gradients,
+        share_of,
+        torch_threads,
+        valid_count,
+    )
     from actorcritic.algos.numpy_update import NumpyA2CUpdate, supports_numpy_update
     from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
     from actorcritic.envs import make_vector_env
@@ -176,8 +182,12 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
         keep_graph = reuses_acting_graph(model, cfg.algo)
         numpy_update = None
         if parallel:
+            # Auto threads: the cores are split between the processes, but the tail of each
+            # update (combine, clip, step) runs on all of them while the helpers wait.
+            tail_threads = torch.get_num_threads()
             if cfg.run.torch_threads == 0:
-                torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.algo.processes))
+                tail_threads = os.cpu_count() or 1
+                torch.set_num_threads(max(1, tail_threads // cfg.algo.processes))
             model.share_memory()
             own_grad = torch.zeros(sum(p.numel() for p in params))
             flat_gradients(params, own_grad)
@@ -231,14 +241,18 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
                 if helpers is not None:
                     own_grad.zero_()
                     loss.backward()
-                    loss, stats, by_rank = helpers.finish_update(own_grad, valid_count(buf),
-                                                                 loss, stats)
+                    with torch_threads(tail_threads):
+                        loss, stats, by_rank = helpers.finish_update(
+                            own_grad, valid_count(buf), loss, stats)
+                        apply_update(model, optimizer, params, loss, stats, cfg,
+                                     session.updates, log_now)
                     for rank, finished in by_rank.items():
                         session.record_episodes(finished, worker=rank)
                 else:
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
-                apply_update(model, optimizer, params, loss, stats, cfg, session.updates, log_now)
+                    apply_update(model, optimizer, params, loss, stats, cfg, session.updates,
+                                 log_now)
             if log_now:
                 stats["charts/lr"] = lr
                 session.log(stats)

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.multiprocessing as mp
@@ -90,6 +92,24 @@ def weighted_stats(own: dict[str, float], own_count: float, others: list[dict[st
             acc += stats[key] * count
         out[key] = acc / total
     return out
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block on `count` torch threads, then go back to the previous count.
+
+    Rank 0 uses it for the tail of an update: while it combines the gradients, clips and
+    steps the optimizer (memory-bound passes over every parameter), the helpers wait for
+    their next "go", so the cores they ran on are free."""
+    before = torch.get_num_threads()
+    if count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def valid_count(buf) -> float:
