@@ -116,6 +116,10 @@ class AlgoConfig:
                         "act and backpropagate at once; their gradients are summed before the "
                         "one optimizer step, so the update is the same, on more cores",
                         min=1)
+    overlap: bool = _f(False, "A2C: double-buffered rollouts: a second thread collects the next "
+                       "rollout while the update runs, so emulation, acting and learning "
+                       "overlap; the policy that acts (and each gradient) lags one update "
+                       "behind the parameters the gradient is applied to")
     shared_lock: bool = _f(False, "A3C: lock the shared optimizer step")
     vtrace_rho: float = _f(1.0, "IMPALA: clip of importance weights for the value targets", min=0,
                            min_exclusive=True)
@@ -362,6 +366,13 @@ def check_consistency(cfg: Config) -> None:
         raise ConfigError(f"env.crop must be [top, bottom, left, right], got {cfg.env.crop}")
     if any(int(h) < 1 for h in cfg.model.hidden_sizes):
         raise ConfigError(f"model.hidden_sizes must be positive, got {cfg.model.hidden_sizes}")
+    if cfg.algo.overlap:
+        if cfg.algo.name != "a2c":
+            raise ConfigError(f"algo.overlap is for A2C; {cfg.algo.name} acts in its own "
+                              f"workers already")
+        if cfg.algo.processes > 1:
+            raise ConfigError("algo.overlap and algo.processes > 1 are two ways to use the "
+                              "cores; choose one")
     if cfg.algo.processes > 1:
         if cfg.algo.name != "a2c":
             raise ConfigError(f"algo.processes is for A2C; {cfg.algo.name} has "

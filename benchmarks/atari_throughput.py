@@ -62,6 +62,7 @@ from actorcritic.models.actor_critic import ActorCritic  # noqa: E402
 ENV_ID = "PongNoFrameskip-v4"
 N_ENVS, N_STEPS = 16, 5
 SB3_UPDATES_PER_CALL = 16
+TORCH_THREADS = os.cpu_count() or 1  # --threads
 HP = dict(lr=7e-4, gamma=0.99, ent_coef=0.01, vf_coef=0.25, max_grad_norm=0.5, eps=1e-5)
 
 
@@ -139,13 +140,19 @@ class Ours:
     With `processes` > 1, run_a2c's `algo.processes` branch: every process collects its
     share and backpropagates, rank 0 (this process) combines the gradients, clips and
     steps; each process runs cores / processes torch threads and its share of the emulator
-    threads (with `synthetic`, every process on SyntheticEnvs)."""
+    threads (with `synthetic`, every process on SyntheticEnvs).
+
+    With `overlap`, run_a2c's `algo.overlap` branch: an acting thread collects the next
+    rollout (with the parameters from before the update) while this thread learns from the
+    last one; each thread runs half of the cores' torch threads."""
 
     def __init__(self, backend: str, synthetic: bool = False, processes: int = 1,
-                 precision: str = "float32"):
+                 precision: str = "float32", overlap: bool = False):
         from actorcritic.algos.a2c_parallel import Helpers, flat_gradients, share_of
+        from actorcritic.algos.overlap import OverlappedRollouts
 
         cfg = our_config(backend, processes, precision)
+        cfg.algo.overlap = overlap
         self.cfg = cfg
         self.envs = make_vector_env(share_of(cfg).env, seed=1, mode="train")
         if synthetic:
@@ -160,8 +167,21 @@ class Ours:
                                  self.envs.single_action_space, torch.device("cpu"))
         self.carry = Carry.start(self.envs.reset(seed=1), self.model, torch.device("cpu"))
         self.to_env = ActionAdapter(self.envs.single_action_space)
-        self.helpers = None
-        self.threads = max(1, (os.cpu_count() or 1) // processes)
+        self.helpers = self.overlap = None
+        cores = TORCH_THREADS
+        # torch.set_num_threads is process-wide: every row sets its own count on each call.
+        self.threads = max(1, cores // (2 if overlap else processes))
+        self.tail_threads = cores
+        if overlap:
+            def collect(model, buf):
+                return collect_rollout(self.envs, model, buf, self.carry, self.to_env, True,
+                                       self.keep_graph)
+
+            second = RolloutBuffer(N_STEPS, self.envs.num_envs,
+                                   self.envs.single_observation_space,
+                                   self.envs.single_action_space, torch.device("cpu"))
+            torch.set_num_threads(self.threads)
+            self.overlap = OverlappedRollouts(self.model, (self.buf, second), collect)
         if processes > 1:
             self.model.share_memory()
             self.grad = torch.zeros(sum(p.numel() for p in self.params))
@@ -172,28 +192,32 @@ class Ours:
     def update(self) -> None:
         from actorcritic.algos.a2c_parallel import torch_threads, valid_count
 
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.threads if self.helpers is not None else before)
-        try:
+        torch.set_num_threads(self.threads)
+        if self.overlap is not None:
+            collected = self.overlap.next()
+            buf, model = collected.buf, collected.model
+        else:
             if self.helpers is not None:
                 self.helpers.start_rollouts(False)
             collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env, True,
                             self.keep_graph)
-            acted, self.buf.acted = self.buf.acted, None
-            loss, stats = rollout_loss(self.model, self.buf, self.cfg.algo, with_stats=False,
-                                       acted=acted)
-            if self.helpers is not None:
-                self.grad.zero_()
-                loss.backward()
-                with torch_threads(before):  # the helpers wait: rank 0 uses every core
-                    self.helpers.finish_update(self.grad, valid_count(self.buf), loss, stats)
-                    self.step()
-            else:
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
+            buf, model = self.buf, self.model
+        acted, buf.acted = buf.acted, None
+        loss, stats = rollout_loss(model, buf, self.cfg.algo, with_stats=False, acted=acted)
+        if self.helpers is not None:
+            self.grad.zero_()
+            loss.backward()
+            with torch_threads(self.tail_threads):  # the helpers wait: use every core
+                self.helpers.finish_update(self.grad, valid_count(buf), loss, stats)
                 self.step()
-        finally:
-            torch.set_num_threads(before)
+        else:
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.overlap is not None:
+                self.overlap.take_gradients(collected)
+            self.step()
+            if self.overlap is not None:
+                self.overlap.release(collected)
 
     def step(self) -> None:
         clip_and_measure(self.params, self.cfg.algo.max_grad_norm)
@@ -210,6 +234,8 @@ class Ours:
     def close(self) -> None:
         if self.helpers is not None:
             self.helpers.close()
+        if self.overlap is not None:
+            self.overlap.close()
         self.envs.close()
 
 
@@ -253,6 +279,7 @@ class SB3:
         self.model.learn(N_ENVS * N_STEPS)  # set up (reset, logger) outside the timing
 
     def update(self) -> None:
+        torch.set_num_threads(TORCH_THREADS)  # an overlapped row may have left fewer
         # 16 updates per learn() call: each call has its own set-up (reset of its logger and
         # callbacks), which ours does not pay; few updates per call would understate SB3.
         self.model.learn(N_ENVS * N_STEPS * SB3_UPDATES_PER_CALL, reset_num_timesteps=False)
@@ -262,10 +289,11 @@ class SB3:
 
 
 def train_end_to_end(backend: str, steps: int, processes: int = 1,
-                     precision: str = "float32") -> float:
+                     precision: str = "float32", overlap: bool = False) -> float:
     from actorcritic.train import train
 
     cfg = our_config(backend, processes, precision)
+    cfg.algo.overlap = overlap
     cfg.run.total_steps = steps
     cfg.run.log_every = 50
     with tempfile.TemporaryDirectory() as tmp:
@@ -285,11 +313,15 @@ def main() -> None:
                    help="also time ours and its ceiling with algo.processes=P (P > 1)")
     p.add_argument("--bfloat16", action="store_true",
                    help="also time ours and its ceiling with model.precision=bfloat16")
+    p.add_argument("--overlap", action="store_true",
+                   help="also time ours and its own zero-cost-env loop with algo.overlap "
+                        "(double-buffered rollouts), in float32 and, with --bfloat16, bfloat16")
     p.add_argument("--recompute", action="store_true",
                    help="also time ours recomputing the rollout (algo.reuse_acting_graph=off)")
     args = p.parse_args()
 
-    threads = args.threads or os.cpu_count() or 1
+    global TORCH_THREADS
+    threads = TORCH_THREADS = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     rows = {"ours": Ours(args.backend), "ceiling": Ours(args.backend, synthetic=True)}
@@ -307,6 +339,13 @@ def main() -> None:
         rows[f"ceiling, {p_rows}, bfloat16"] = Ours(args.backend, synthetic=True,
                                                      processes=args.processes,
                                                      precision="bfloat16")
+    if args.overlap:
+        for precision in ("float32", "bfloat16") if args.bfloat16 else ("float32",):
+            suffix = ", bfloat16" if precision == "bfloat16" else ""
+            rows[f"ours, overlapped{suffix}"] = Ours(args.backend, precision=precision,
+                                                     overlap=True)
+            rows[f"ceiling, overlapped{suffix}"] = Ours(args.backend, synthetic=True,
+                                                        precision=precision, overlap=True)
     if args.recompute:
         rows["ours, recomputing"] = Ours(args.backend)
         rows["ours, recomputing"].keep_graph = False
@@ -344,23 +383,31 @@ def main() -> None:
             sps["ours, bfloat16: train()"] = train_end_to_end(
                 args.backend, int(sps["ours, bfloat16"] * args.seconds * 2) // 80 * 80 + 80,
                 precision="bfloat16")
+        for key in [k for k in sps if k.startswith("ours, overlapped")]:
+            sps[f"{key}: train()"] = train_end_to_end(
+                args.backend, int(sps[key] * args.seconds * 2) // 80 * 80 + 80,
+                precision="bfloat16" if key.endswith("bfloat16") else "float32", overlap=True)
 
     print(f"\nPong, Nature CNN, {N_ENVS} envs x {N_STEPS} steps, RMSprop, CPU: "
           f"{os.cpu_count()} cores, torch threads {threads}, backend {args.backend}, "
           f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end")
     best = max(v for k, v in sps.items() if k.startswith("ceiling"))
     cores = os.cpu_count() or 1
-    print("vs ceil: against the one-process float32 ceiling; vs own: against the ceiling row of "
-          "the same layout and precision;\nvs best: against the fastest ceiling row; packed: "
-          f"the most `vs own` could be if the {cores} cores ran the own ceiling's CPU work and "
-          "the emulators' with no idle time")
-    print(f"{'row':34s} {'steps/s':>8s} {'vs SB3':>7s} {'vs ceil':>8s} {'vs own':>7s} "
-          f"{'vs best':>8s} | {'steps/cpu-s':>11s} {'vs SB3':>7s} {'packed':>7s}")
+    print("vs ceil: against the one-process float32 ceiling; vs sync: against the one-process "
+          "ceiling of the same precision\n(the synchronous loop on a zero-cost env: model, "
+          "acting passes and update, no emulator); vs own: against the ceiling row of the same "
+          "layout and precision;\nvs best: against the fastest ceiling row; packed: the most "
+          f"`vs own` could be if the {cores} cores ran the own ceiling's CPU work and the "
+          "emulators' with no idle time")
+    print(f"{'row':40s} {'steps/s':>8s} {'vs SB3':>7s} {'vs ceil':>8s} {'vs sync':>8s} "
+          f"{'vs own':>7s} {'vs best':>8s} | {'steps/cpu-s':>11s} {'vs SB3':>7s} {'packed':>7s}")
     for name, v in sps.items():
-        own = sps.get(name.replace("ours", "ceiling", 1)) if name.startswith("ours") else None
-        line = (f"{name:34s} {v:8.0f} {_ratio(v, sps.get('sb3')):>7s} "
-                f"{v / sps['ceiling']:8.0%} {f'{v / own:.0%}' if own else '-':>7s} "
-                f"{v / best:8.0%} |")
+        own = sps.get(name.split(":")[0].replace("ours", "ceiling", 1)) \
+            if name.startswith("ours") else None
+        sync = sps.get("ceiling, bfloat16" if "bfloat16" in name else "ceiling")
+        line = (f"{name:40s} {v:8.0f} {_ratio(v, sps.get('sb3')):>7s} "
+                f"{v / sps['ceiling']:8.0%} {f'{v / sync:.0%}' if sync else '-':>8s} "
+                f"{f'{v / own:.0%}' if own else '-':>7s} {v / best:8.0%} |")
         if name in cps:
             c = cps[name]
             line += f" {c:11.0f} {_ratio(c, cps.get('sb3')):>7s}"

@@ -134,6 +134,7 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
         valid_count,
     )
     from actorcritic.algos.numpy_update import NumpyA2CUpdate, supports_numpy_update
+    from actorcritic.algos.overlap import OverlappedRollouts
     from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
     from actorcritic.envs import make_vector_env
     from actorcritic.envs import snapshot as env_snapshot
@@ -146,7 +147,12 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
     parallel = cfg.algo.processes > 1
     if parallel and device.type != "cpu":
         raise ConfigError("algo.processes > 1 runs on the CPU: set run.device=cpu")
-    helpers = None
+    if cfg.algo.overlap and device.type != "cpu":
+        raise ConfigError("algo.overlap runs on the CPU: set run.device=cpu")
+    # Runs whose envs are stepped elsewhere (helper processes, the acting thread) keep no
+    # env state in their checkpoints.
+    envs_elsewhere = parallel or cfg.algo.overlap
+    helpers = overlap = None
     envs = make_vector_env(share_of(cfg).env if parallel else cfg.env, seed=cfg.run.seed,
                            mode="train")
     try:
@@ -158,12 +164,13 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             load_optimizer(optimizer, resume)
             torch.set_rng_state(resume.tensors["extra.rng_torch"])
             snap = resume.meta.get("env_snapshot")
-            if parallel or "extra.carry.obs" not in resume.tensors:
-                # Runs over several processes keep no env state: every env starts anew.
+            if envs_elsewhere or "extra.carry.obs" not in resume.tensors:
+                # These runs keep no env state: every env starts anew.
                 session.progress.message(
-                    "resume: with algo.processes > 1 the envs start new episodes" if parallel
+                    "resume: with algo.processes > 1 or algo.overlap the envs start new "
+                    "episodes" if envs_elsewhere
                     else "resume: the checkpoint holds no env state (it was written with "
-                         "algo.processes > 1), so the envs start new episodes")
+                         "algo.processes > 1 or algo.overlap), so the envs start new episodes")
                 carry = Carry.start(envs.reset(seed=cfg.run.seed + session.updates), model,
                                     device)
             elif snap is not None and env_snapshot.can_snapshot(envs):
@@ -192,12 +199,25 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             own_grad = torch.zeros(sum(p.numel() for p in params))
             flat_gradients(params, own_grad)
             helpers = Helpers(cfg, model, own_grad.numel(), cfg.run.seed + session.updates)
+        elif cfg.algo.overlap:
+            # The acting thread and the training thread each get half of the torch threads.
+            torch.set_num_threads(max(1, torch.get_num_threads() // 2))
+
+            def collect(acting_model: nn.Module, rollout: RolloutBuffer) -> list:
+                return collect_rollout(envs, acting_model, rollout, carry, to_env,
+                                       cfg.run.nan_guard, keep_graph, None,
+                                       cfg.algo.reward_scale)
+
+            second = RolloutBuffer(cfg.algo.num_steps, envs.num_envs,
+                                   envs.single_observation_space, envs.single_action_space,
+                                   device)
+            overlap = OverlappedRollouts(model, (buf, second), collect)
         elif cfg.run.numpy_update and not keep_graph and supports_numpy_update(model, optimizer):
             # After load_optimizer (it takes the loaded state over) and before the NumPy
             # actor: it rebinds the parameters to one flat tensor, the actor views them.
             numpy_update = NumpyA2CUpdate(model, optimizer, cfg.algo, cfg.run.nan_guard)
         actor = None
-        if cfg.run.numpy_acting and not keep_graph and not parallel \
+        if cfg.run.numpy_acting and not keep_graph and not envs_elsewhere \
                 and supports_numpy_acting(model):
             actor = NumpyActor(model, cfg.run.seed)
             if resume is not None and "numpy_actor_rng" in resume.meta:
@@ -207,13 +227,13 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             tensors = model_tensors(model)
             opt_tensors, opt_meta = optimizer_tensors(optimizer)
             tensors.update(opt_tensors)
-            if not parallel:
+            if not envs_elsewhere:
                 tensors.update(_carry_tensors(carry))
             tensors["extra.rng_torch"] = torch.get_rng_state()
             extra = {"optimizer": opt_meta, "algo": "a2c"}
             if actor is not None:
                 extra["numpy_actor_rng"] = actor.get_state()
-            if not parallel and env_snapshot.can_snapshot(envs):
+            if not envs_elsewhere and env_snapshot.can_snapshot(envs):
                 arrays, values = env_snapshot.capture(envs)
                 tensors.update({f"env.{k}": torch.from_numpy(np.array(v))
                                 for k, v in arrays.items()})
@@ -226,18 +246,27 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             log_now = (session.updates + 1) % cfg.run.log_every == 0  # after add_steps
-            if helpers is not None:
-                helpers.start_rollouts(log_now)
-            episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard,
-                                       keep_graph, actor, cfg.algo.reward_scale)
+            if overlap is not None:
+                # Collected by the acting thread during the last update, with the
+                # parameters from before it (overlap.py).
+                collected = overlap.next()
+                rollout, acting_model, episodes = collected.buf, collected.model, \
+                    collected.episodes
+            else:
+                if helpers is not None:
+                    helpers.start_rollouts(log_now)
+                episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard,
+                                           keep_graph, actor, cfg.algo.reward_scale)
+                rollout, acting_model = buf, model
             session.add_steps(steps_per_update)
             session.record_episodes(episodes)
             if numpy_update is not None:
                 stats = numpy_update(buf, session.updates, with_stats=log_now)
             else:
-                acted, buf.acted = buf.acted, None
-                loss, stats = rollout_loss(model, buf.to(device), cfg.algo, with_stats=log_now,
-                                           acted=acted)
+                acted, rollout.acted = rollout.acted, None
+                # The gradient is taken at the parameters that acted.
+                loss, stats = rollout_loss(acting_model, rollout.to(device), cfg.algo,
+                                           with_stats=log_now, acted=acted)
                 if helpers is not None:
                     own_grad.zero_()
                     loss.backward()
@@ -251,8 +280,12 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
                 else:
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
+                    if overlap is not None:
+                        overlap.take_gradients(collected)
                     apply_update(model, optimizer, params, loss, stats, cfg, session.updates,
                                  log_now)
+                    if overlap is not None:
+                        overlap.release(collected)
             if log_now:
                 stats["charts/lr"] = lr
                 session.log(stats)
@@ -276,6 +309,8 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
     finally:
         if helpers is not None:
             helpers.close()
+        if overlap is not None:
+            overlap.close()
         envs.close()
 
 
