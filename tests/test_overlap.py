@@ -56,13 +56,14 @@ class Learner:
         self.keep_graph = reuses_acting_graph(self.model, self.cfg.algo)
         self.carry = Carry.start(self.envs.reset(seed=1), self.model, CPU)
         self.to_env = ActionAdapter(self.envs.single_action_space)
+        self.rng = torch.Generator().manual_seed(7)  # the acting thread's own stream
         self.buffers = tuple(RolloutBuffer(self.cfg.algo.num_steps, self.envs.num_envs,
                                            self.envs.single_observation_space,
                                            self.envs.single_action_space) for _ in range(2))
 
     def collect(self, model, buf):
         return collect_rollout(self.envs, model, buf, self.carry, self.to_env, True,
-                               self.keep_graph)
+                               self.keep_graph, generator=self.rng)
 
     def loss(self, model, buf):
         acted, buf.acted = buf.acted, None
@@ -101,7 +102,8 @@ def threaded_run(learner: Learner, updates: int) -> list[torch.Tensor]:
             collected = overlap.next()
             assert collected.index == k
             learner.loss(collected.model, collected.buf).backward()
-            overlap.take_gradients(collected)
+            torch.rand(100)  # draws of the training thread (a stochastic evaluation) do not
+            overlap.take_gradients(collected)  # change what the acting thread samples
             learner.step()
             overlap.release(collected)
     finally:

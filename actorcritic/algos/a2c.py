@@ -202,11 +202,14 @@ def run_a2c(session, model: nn.Module, resume=None) -> None:
         elif cfg.algo.overlap:
             # The acting thread and the training thread each get half of the torch threads.
             torch.set_num_threads(max(1, torch.get_num_threads() // 2))
+            # The acting thread samples from a stream of its own, so that nothing the
+            # training thread draws (a stochastic evaluation) changes the run.
+            acting_rng = torch.Generator().manual_seed(cfg.run.seed + session.updates)
 
             def collect(acting_model: nn.Module, rollout: RolloutBuffer) -> list:
                 return collect_rollout(envs, acting_model, rollout, carry, to_env,
                                        cfg.run.nan_guard, keep_graph, None,
-                                       cfg.algo.reward_scale)
+                                       cfg.algo.reward_scale, acting_rng)
 
             second = RolloutBuffer(cfg.algo.num_steps, envs.num_envs,
                                    envs.single_observation_space, envs.single_action_space,

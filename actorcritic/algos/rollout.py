@@ -105,7 +105,8 @@ def check_finite(name: str, array: np.ndarray, step: int) -> None:
 def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry: Carry,
                     to_env: ActionAdapter, nan_guard: bool = True,
                     keep_graph: bool = False, actor: NumpyActor | None = None,
-                    reward_scale: float = 1.0) -> list[Episode]:
+                    reward_scale: float = 1.0, generator: torch.Generator | None = None
+                    ) -> list[Episode]:
     """Act for buf.num_steps steps from `carry`, filling `buf`; updates `carry` in place.
 
     With `keep_graph` (feedforward models only) the forward passes made while acting are
@@ -115,7 +116,8 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
     record their layer outputs and replay them as one batch (models/replay.py); other
     models act with autograd on. With `actor` (small MLP policies on the CPU) acting runs
     in NumPy. The rewards stored are the env's times `reward_scale` (what returns and losses
-    see; episode statistics come from the env and stay raw).
+    see; episode statistics come from the env and stay raw). Torch policies sample from
+    `generator` (default: torch's global random stream).
     """
     episodes: list[Episode] = []
     b = buf.np
@@ -147,10 +149,12 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
                         acted_params.append(params[0])
                         acted_values.append(value[0])
                     with torch.no_grad():
-                        action, logp = model.policy.sample_with_logp(params[0].detach())
+                        action, logp = model.policy.sample_with_logp(params[0].detach(),
+                                                                     generator=generator)
                     value = value[0].detach()
                 else:
-                    action, logp, value, state = model.act(obs_t, first_t, state)
+                    action, logp, value, state = model.act(obs_t, first_t, state,
+                                                           generator=generator)
                 action, logp, value = action.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
             b.actions[t] = action
             b.logp[t] = logp

@@ -89,8 +89,10 @@ class ActorCritic(nn.Module):
         return self.policy(features), self.value(value_features).squeeze(-1), new_state
 
     @torch.inference_mode()
-    def act(self, obs: torch.Tensor, first: torch.Tensor, state: State, greedy: bool = False):
-        """One step for a batch [N, ...]: returns actions [N], log-probs [N], values [N], state."""
+    def act(self, obs: torch.Tensor, first: torch.Tensor, state: State, greedy: bool = False,
+            generator: torch.Generator | None = None):
+        """One step for a batch [N, ...]: returns actions [N], log-probs [N], values [N], state.
+        Actions are sampled from `generator` (default: torch's global random stream)."""
         params, value, state = self(obs.unsqueeze(0), first.unsqueeze(0), state)
-        action, logp = self.policy.sample_with_logp(params[0], greedy)
+        action, logp = self.policy.sample_with_logp(params[0], greedy, generator)
         return action, logp, value[0], state

@@ -30,11 +30,13 @@ class CategoricalHead(nn.Module):
     def _split(self, params: torch.Tensor) -> list[torch.Tensor]:
         return list(params.split(self.nvec, dim=-1))
 
-    def sample(self, params: torch.Tensor) -> torch.Tensor:
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None
+               ) -> torch.Tensor:
         # Gumbel-max: one vectorized op, no host sync.
         out = []
         for logits in self._split(params):
-            u = torch.rand_like(logits).clamp_(1e-20, 1.0)
+            u = torch.rand(logits.shape, dtype=logits.dtype, device=logits.device,
+                           generator=generator).clamp_(1e-20, 1.0)
             out.append((logits - torch.log(-torch.log(u))).argmax(-1))
         return torch.stack(out, -1) if self.multi else out[0]
 
@@ -42,16 +44,18 @@ class CategoricalHead(nn.Module):
         out = [logits.argmax(-1) for logits in self._split(params)]
         return torch.stack(out, -1) if self.multi else out[0]
 
-    def sample_with_logp(self, params: torch.Tensor, greedy: bool = False):
-        """Action and its log-probability in the fewest ops (this runs every env step)."""
+    def sample_with_logp(self, params: torch.Tensor, greedy: bool = False,
+                         generator: torch.Generator | None = None):
+        """Action and its log-probability in the fewest ops (this runs every env step).
+        `generator`: the random stream to sample from (default: torch's global one)."""
         if not self.multi:
             logp_all = torch.log_softmax(params, -1)
             if greedy:
                 action = logp_all.argmax(-1)
             else:
-                action = torch.multinomial(logp_all.exp(), 1).squeeze(-1)
+                action = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(-1)
             return action, logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
-        action = self.mode(params) if greedy else self.sample(params)
+        action = self.mode(params) if greedy else self.sample(params, generator)
         return action, self.log_prob_entropy(params, action)[0]
 
     def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor):
@@ -79,15 +83,19 @@ class GaussianHead(nn.Module):
         mean = self.mean(features)
         return torch.cat([mean, self.log_std.expand_as(mean)], -1)
 
-    def sample(self, params: torch.Tensor) -> torch.Tensor:
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None
+               ) -> torch.Tensor:
         mean, log_std = params.chunk(2, -1)
-        return mean + log_std.exp() * torch.randn_like(mean)
+        noise = torch.randn(mean.shape, dtype=mean.dtype, device=mean.device,
+                            generator=generator)
+        return mean + log_std.exp() * noise
 
     def mode(self, params: torch.Tensor) -> torch.Tensor:
         return params.chunk(2, -1)[0]
 
-    def sample_with_logp(self, params: torch.Tensor, greedy: bool = False):
-        action = self.mode(params) if greedy else self.sample(params)
+    def sample_with_logp(self, params: torch.Tensor, greedy: bool = False,
+                         generator: torch.Generator | None = None):
+        action = self.mode(params) if greedy else self.sample(params, generator)
         return action, self.log_prob_entropy(params, action)[0]
 
     def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor):
