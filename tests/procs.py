@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,3 +51,14 @@ def cli_process(args: list[str]) -> Iterator[subprocess.Popen]:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def wait_for_metrics(proc: subprocess.Popen, run_dir: Path, rows: int = 2,
+                     timeout: float = 120) -> None:
+    """Wait until a CLI training run has logged `rows` rows to metrics.csv (it is running
+    its loop); fail if it exits first or takes longer than `timeout` seconds."""
+    metrics, deadline = run_dir / "metrics.csv", time.time() + timeout
+    while not metrics.exists() or len(metrics.read_text().splitlines()) <= rows:
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, f"no {rows} rows in {metrics} after {timeout} s"
+        time.sleep(0.2)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from procs import children, running
+from procs import children, running, wait_for_metrics
 
 from actorcritic import train
 from actorcritic.errors import CheckpointError, ConfigError
@@ -151,12 +151,7 @@ def test_signal_writes_final_checkpoint_and_leaves_no_child(tmp_path, sig):
          str(run_dir), "--set", "env.backend=async", "--set", "env.num_envs=2",
          "--set", "run.total_steps=10000000", "--set", "run.checkpoint_every=50"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (run_dir / "metrics.csv").exists() or \
-            len((run_dir / "metrics.csv").read_text().splitlines()) < 3:
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() < deadline
-        time.sleep(0.2)
+    wait_for_metrics(proc, run_dir)
     workers = children(proc.pid)
     assert len(workers) >= 2  # the async env workers
     proc.send_signal(sig)

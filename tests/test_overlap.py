@@ -8,11 +8,10 @@ import copy
 import json
 import signal
 import sys
-import time
 
 import pytest
 import torch
-from procs import cli_process
+from procs import cli_process, wait_for_metrics
 from test_robustness import cli, faulty_run, finite_params, one_error_line
 
 from actorcritic.algos.a2c import (
@@ -228,12 +227,7 @@ def test_ctrl_c_stops_the_acting_thread_and_writes_final(tmp_path):
                       "--run-dir", str(run_dir), "--set", "algo.overlap=true",
                       "run.total_steps=100000000", "run.stop_eval_return=null",
                       "run.eval_every=0", "run.eval_episodes=0"]) as proc:
-        deadline = time.time() + 120
-        while not (run_dir / "metrics.csv").exists() or \
-                len((run_dir / "metrics.csv").read_text().splitlines()) < 3:
-            assert proc.poll() is None, proc.communicate()
-            assert time.time() < deadline
-            time.sleep(0.2)
+        wait_for_metrics(proc, run_dir)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
