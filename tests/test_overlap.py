@@ -32,11 +32,14 @@ from actorcritic.train import train
 
 CPU = torch.device("cpu")
 
-# A feedforward CNN (replayed acting passes) on Pong, and an MLP (recomputed) on CartPole.
+# A feedforward CNN (replayed acting passes) on Pong, an MLP and an LSTM (recomputed, the
+# LSTM from the rollout's start state) on CartPole.
 CASES = {
     "pong-cnn": ("pong-a2c-tuned", ["env.num_envs=3", "algo.num_steps=4"]),
     "cartpole-mlp": ("cartpole-a2c", ["env.backend=sync", "env.num_envs=3",
                                       "algo.num_steps=6", "model.shared_trunk=false"]),
+    "cartpole-lstm": ("cartpole-masked-lstm-a2c", ["env.backend=sync", "env.num_envs=3",
+                                                   "algo.num_steps=6"]),
 }
 
 
