@@ -173,9 +173,11 @@ class Ours:
         self.threads = max(1, cores // (2 if overlap else processes))
         self.tail_threads = cores
         if overlap:
+            acting_rng = torch.Generator().manual_seed(1)  # as run_a2c: a stream of its own
+
             def collect(model, buf):
                 return collect_rollout(self.envs, model, buf, self.carry, self.to_env, True,
-                                       self.keep_graph)
+                                       self.keep_graph, generator=acting_rng)
 
             second = RolloutBuffer(N_STEPS, self.envs.num_envs,
                                    self.envs.single_observation_space,
