@@ -6,8 +6,9 @@ import os
 # cores are shared (env workers, other processes). Must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from actorcritic.agent import Agent, load  # noqa: E402
 from actorcritic.config import Config, list_presets, load_config  # noqa: E402
 from actorcritic.train import train  # noqa: E402
 
-__all__ = ["Config", "list_presets", "load_config", "train"]
+__all__ = ["Agent", "Config", "list_presets", "load", "load_config", "train"]
 __version__ = "0.1.0"

@@ -16,10 +16,11 @@ import gymnasium as gym
 import numpy as np
 
 
-class NoopReset(gym.Wrapper):
+class NoopReset(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """At reset, play a random number (1..noop_max) of raw-frame no-ops: random starts."""
 
     def __init__(self, env: gym.Env, noop_max: int = 30):
+        gym.utils.RecordConstructorArgs.__init__(self, noop_max=noop_max)
         super().__init__(env)
         self.noop_max = noop_max
 
@@ -32,11 +33,12 @@ class NoopReset(gym.Wrapper):
         return obs, info
 
 
-class SkipMaxPool(gym.Wrapper):
+class SkipMaxPool(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Repeat the action `skip` raw frames, sum the rewards, and return the pixel-wise max
     of the last two frames (Atari sprites flicker between frames)."""
 
     def __init__(self, env: gym.Env, skip: int = 4):
+        gym.utils.RecordConstructorArgs.__init__(self, skip=skip)
         super().__init__(env)
         self.skip = skip
         self._frames = np.zeros((2, *env.observation_space.shape), env.observation_space.dtype)
@@ -55,13 +57,16 @@ class SkipMaxPool(gym.Wrapper):
         return obs, total, terminated, truncated, info
 
 
-class EpisodicLife(gym.Wrapper):
+class EpisodicLife(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """A lost life ends the (training) episode; the game itself only resets when it is over.
 
-    The reset after a lost life plays no frame: it returns the last observation.
+    The reset after a lost life plays no frame: it returns the last observation. A reset
+    that asks for a seed or options always starts a new game, so that `reset(seed=s)` is
+    reproducible whatever state the previous game was in.
     """
 
     def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         self.ale = env.unwrapped.ale
         self.lives = 0
@@ -79,7 +84,8 @@ class EpisodicLife(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
     def reset(self, **kwargs):
-        if self.game_over or self._last_obs is None:
+        new_game = kwargs.get("seed") is not None or kwargs.get("options") is not None
+        if self.game_over or self._last_obs is None or new_game:
             obs, info = self.env.reset(**kwargs)
         else:
             obs, info = self._last_obs, {}
@@ -88,10 +94,14 @@ class EpisodicLife(gym.Wrapper):
         return obs, info
 
 
-class FireReset(gym.Wrapper):
+class FireReset(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Press FIRE (then UP) after every reset, for games that wait for it to start, and
     FIRE after a lost life when lives do not end the episode (evaluation): a greedy
     policy that never presses FIRE would otherwise wait until the game's time limit."""
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
@@ -117,11 +127,12 @@ def needs_fire(env: gym.Env) -> bool:
     return len(meanings) >= 3 and meanings[1] == "FIRE"
 
 
-class CropResize(gym.ObservationWrapper):
+class CropResize(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Crop [top, bottom, left, right] pixels, resize to (height, width) with area
     interpolation, and lay out channel-first uint8 [C, H, W] (C=1 gray, 3 RGB)."""
 
     def __init__(self, env: gym.Env, size: tuple[int, int], crop: tuple[int, ...] = ()):
+        gym.utils.RecordConstructorArgs.__init__(self, size=size, crop=crop)
         super().__init__(env)
         shape = env.observation_space.shape
         h, w = shape[:2]
@@ -143,11 +154,12 @@ class CropResize(gym.ObservationWrapper):
         return np.ascontiguousarray(frame.transpose(2, 0, 1))
 
 
-class FrameStack(gym.Wrapper):
+class FrameStack(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Stack the last `k` frames along the channel axis: [k*C, H, W], oldest first; at
     reset the stack is filled with the first frame."""
 
     def __init__(self, env: gym.Env, k: int):
+        gym.utils.RecordConstructorArgs.__init__(self, k=k)
         super().__init__(env)
         c, h, w = env.observation_space.shape
         self.c = c
@@ -166,8 +178,12 @@ class FrameStack(gym.Wrapper):
         return self._stack.copy(), reward, terminated, truncated, info
 
 
-class ClipReward(gym.RewardWrapper):
+class ClipReward(gym.RewardWrapper, gym.utils.RecordConstructorArgs):
     """Training rewards in {-1, 0, +1} (the sign of the game reward)."""
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
 
     def reward(self, reward):
         return float(np.sign(reward))

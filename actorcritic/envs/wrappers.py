@@ -6,11 +6,12 @@ import gymnasium as gym
 import numpy as np
 
 
-class HideObservation(gym.ObservationWrapper):
+class HideObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Remove entries of a vector observation (e.g. CartPole's velocities), making the
     task partially observable: only a policy with memory can infer what was hidden."""
 
     def __init__(self, env: gym.Env, hidden: list[int]):
+        gym.utils.RecordConstructorArgs.__init__(self, hidden=list(hidden))
         super().__init__(env)
         space = env.observation_space
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:

@@ -225,8 +225,15 @@ class CheckpointDir:
 
 
 def resolve_checkpoint(target: str | Path) -> Path:
-    """A checkpoint file, or a run dir (its best, else final, else newest periodic)."""
+    """A checkpoint file, a zoo agent (its directory or its name), or a run dir (its best,
+    else final, else newest periodic)."""
+    from actorcritic import zoo
+
     target = Path(target)
+    if target.is_dir() and (target / zoo.AGENT_FILE).is_file():
+        return target / zoo.AGENT_FILE
+    if not target.exists() and zoo.find(str(target)) is not None:
+        return zoo.find(str(target))
     if target.is_dir():
         ckdir = CheckpointDir(target)
         for name in ("best", "final"):
@@ -237,5 +244,6 @@ def resolve_checkpoint(target: str | Path) -> Path:
             raise CheckpointError(f"no checkpoint found in {target}/checkpoints")
         return latest
     if not target.exists():
-        raise CheckpointError(f"checkpoint or run dir {target} does not exist")
+        raise CheckpointError(f"{target} does not exist (give a run dir, a checkpoint file or "
+                              f"a zoo agent: {', '.join(zoo.names()) or 'none shipped'})")
     return target

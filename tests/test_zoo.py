@@ -1,0 +1,87 @@
+"""The zoo's regression guard: every shipped agent still plays as well as it did when it
+was shipped, so a change to preprocessing, models, checkpoints or evaluation cannot
+silently break a trained agent. Plus the script that ships agents."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import actorcritic
+from actorcritic import zoo
+from actorcritic.config import load_config
+from actorcritic.run.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENTS = zoo.agent_dirs()
+FILES = ["agent.safetensors", "config.yaml", "summary.json", "eval.json", "curve.png"]
+
+
+def test_the_zoo_ships_agents():
+    assert AGENTS, "zoo/ holds no agent"
+
+
+@pytest.mark.parametrize("agent_dir", AGENTS, ids=[p.name for p in AGENTS])
+def test_zoo_agent_is_complete(agent_dir):
+    for name in FILES:
+        assert (agent_dir / name).is_file(), f"{agent_dir.name} lacks {name}"
+    assert (agent_dir / zoo.AGENT_FILE).stat().st_size < 8 * 1024 * 1024
+    ckpt = load_checkpoint(agent_dir / zoo.AGENT_FILE)
+    assert not ckpt.section("optim"), "zoo agents carry no optimizer state"
+    summary = json.loads((agent_dir / "summary.json").read_text())
+    for key in ("env_steps", "wall_seconds", "seed", "machine", "command", "date", "commit"):
+        assert summary.get(key) not in (None, ""), f"{agent_dir.name}: summary lacks {key}"
+    ev = json.loads((agent_dir / "eval.json").read_text())["evaluation"]
+    assert ev["episodes"] >= 10 and ev["greedy"] and ev["sticky_actions"] == 0.0
+    assert yaml.safe_load((agent_dir / "config.yaml").read_text()) == ckpt.meta["config"]
+
+
+@pytest.mark.parametrize("agent_dir", AGENTS, ids=[p.name for p in AGENTS])
+def test_zoo_agent_still_scores(agent_dir):
+    guard = json.loads((agent_dir / "eval.json").read_text())["guard"]
+    result = actorcritic.load(agent_dir.name).evaluate(guard["episodes"], seed=guard["seed"])
+    floor = guard["mean_return"] - (1 - guard["share"]) * abs(guard["mean_return"])
+    assert result["mean_return"] >= floor, (
+        f"{agent_dir.name} scores {result['mean_return']:.2f} over {guard['episodes']} games "
+        f"(seed {guard['seed']}); it scored {guard['mean_return']:.2f} when shipped")
+
+
+def test_eval_cli_takes_a_zoo_agent_by_directory(tmp_path):
+    if not AGENTS:
+        pytest.skip("no zoo agent")
+    agent = AGENTS[0]
+    out = subprocess.run([sys.executable, "-m", "actorcritic.cli", "eval",
+                          str(agent.relative_to(ROOT)), "--episodes", "1", "--json",
+                          "--video", str(tmp_path / "v")], capture_output=True, text=True,
+                         cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["checkpoint"].endswith(zoo.AGENT_FILE)
+    video = tmp_path / "v" / "episode_000.mp4"
+    assert video.is_file() and video.stat().st_size > 1000
+
+
+def test_zoo_add_ships_a_run_and_keeps_a_better_agent(tmp_path):
+    run_dir = tmp_path / "cp"
+    cfg = load_config("cartpole-a2c", ["run.total_steps=3000", "run.eval_episodes=0",
+                                       "run.stop_eval_return=null"])
+    actorcritic.train(cfg, run_dir, quiet=True)
+    root = tmp_path / "zoo"
+    root.mkdir()
+    cmd = [sys.executable, str(ROOT / "scripts" / "zoo_add.py"), str(run_dir), "--name", "cp",
+           "--command", "actorcritic train cartpole-a2c", "--zoo-root", str(root)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in (root / "cp").iterdir()) == sorted(FILES)
+    record = json.loads((root / "cp" / "eval.json").read_text())
+    agent = actorcritic.load(root / "cp")
+    assert agent.evaluate(10, seed=12345)["mean_return"] == record["evaluation"]["mean_return"]
+    before = (root / "cp" / zoo.AGENT_FILE).read_bytes()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # same score
+    assert again.returncode == 2 and "kept the zoo agent" in again.stderr
+    assert (root / "cp" / zoo.AGENT_FILE).read_bytes() == before
+    assert sorted(p.name for p in root.iterdir()) == ["cp"]  # no staging left behind
