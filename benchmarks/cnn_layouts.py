@@ -3,7 +3,7 @@
 A2C on Pong acts 5 times on 16 envs, then trains on the 80 frames. Rows, per update:
 - acting: 5 forward passes of 16 frames without autograd;
 - backward through 5 kept graphs: 5 forward passes of 16 with autograd, then one backward
-  (the session-2 driver);
+  (the driver before replay);
 - forward + backward of 80: one recomputed batch (what recomputing, or SB3, does);
 each with NCHW and with channels-last (NHWC) weights and inputs. Replay (the driver now)
 costs acting plus the backward of the batch of 80, without its forward.
