@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from actorcritic.config import Config, apply_overrides, load_config
-from actorcritic.errors import EnvError, RunFailure
+from actorcritic.errors import CheckpointError, EnvError, RunFailure
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.run.checkpoint import (
     CheckpointDir,
@@ -19,6 +19,7 @@ from actorcritic.run.checkpoint import (
     resolve_checkpoint,
 )
 from actorcritic.run.evaluate import evaluate_policy
+from actorcritic.run.lock import RunDirLock
 from actorcritic.run.session import (
     RunSession,
     check_resume_compatible,
@@ -83,6 +84,63 @@ def evaluate_during_training(session: RunSession, model: ActorCritic) -> dict:
     return result
 
 
+def _open_resumed(run_dir: Path, overrides: list[str] | None):
+    """Config, newest checkpoint and lock of a run to continue (nothing is written)."""
+    saved = load_run_config(run_dir)
+    lock = RunDirLock(run_dir).acquire()
+    try:
+        cfg = apply_overrides(load_run_config(run_dir), overrides)
+        check_resume_compatible(saved, cfg, run_dir)
+        latest = CheckpointDir(run_dir).latest()
+        if latest is None:
+            raise CheckpointError(f"cannot resume {run_dir}: no checkpoint in "
+                                  f"{run_dir}/checkpoints")
+        return cfg, load_checkpoint(latest), lock
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _run_algorithm(session: RunSession, model: ActorCritic, resume_ckpt) -> None:
+    cfg = session.cfg
+    if cfg.algo.name == "a2c":
+        from actorcritic.algos.a2c import run_a2c
+
+        run_a2c(session, model, resume_ckpt)
+    elif cfg.algo.name == "a3c" and cfg.run.backend == "ray":
+        from actorcritic.distributed.ray_backend import run_ray
+
+        run_ray(session, model, resume_ckpt)
+    elif cfg.algo.name == "a3c":
+        from actorcritic.algos.a3c import run_a3c
+
+        run_a3c(session, model, resume_ckpt)
+    else:
+        from actorcritic.algos.impala import run_impala
+
+        run_impala(session, model, resume_ckpt)
+
+
+def _train_in_session(session: RunSession, model: ActorCritic, resume_ckpt) -> dict:
+    """Run the algorithm, evaluate, write the summary; a failure still writes one."""
+    cfg = session.cfg
+    session.install_signal_handlers()
+    try:
+        _run_algorithm(session, model, resume_ckpt)
+    except (RunFailure, EnvError) as exc:
+        session.stop_reason = exc.stop_reason if isinstance(exc, RunFailure) else "env-error"
+        session.summary(None, status="failed")
+        raise
+    status = "interrupted" if session.stop_reason in ("SIGINT", "SIGTERM") else "finished"
+    final_eval = None
+    if cfg.run.eval_episodes and status == "finished":
+        session.progress.message(f"evaluating {cfg.run.eval_episodes} episodes")
+        final_eval = evaluate_policy(model, cfg.env, cfg.run.eval_episodes,
+                                     greedy=cfg.run.eval_greedy, seed=cfg.run.seed + 10_000,
+                                     device=session.device)
+    return session.summary(final_eval, status=status)
+
+
 def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None, *,
           overrides: list[str] | None = None, resume: str | Path | None = None,
           init_from: str | Path | None = None, overwrite: bool = False,
@@ -91,85 +149,44 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
 
     cfg: a Config, or a preset name / YAML path. resume: a run dir to continue exactly
     from its newest checkpoint. init_from: a checkpoint whose matching tensors seed a new
-    model.
+    model. The run dir is locked for the whole run: a second process is refused.
     """
-    resume_ckpt = None
+    resume_ckpt = init_ckpt = spaces = None
     if resume is not None:
         run_dir = Path(resume)
-        saved = load_run_config(run_dir)
-        cfg = apply_overrides(load_run_config(run_dir), overrides)
-        check_resume_compatible(saved, cfg, run_dir)
-        latest = CheckpointDir(run_dir).latest()
-        if latest is None:
-            from actorcritic.errors import CheckpointError
-
-            raise CheckpointError(f"cannot resume {run_dir}: no checkpoint in "
-                                  f"{run_dir}/checkpoints")
-        resume_ckpt = load_checkpoint(latest)
+        cfg, resume_ckpt, lock = _open_resumed(run_dir, overrides)
     else:
         if not isinstance(cfg, Config):
             cfg = load_config(cfg, overrides)
         elif overrides:
             cfg = apply_overrides(cfg, overrides)
         init_ckpt = load_checkpoint(resolve_checkpoint(init_from)) if init_from else None
-        obs_space, action_space = spaces_for(cfg)
-        run_dir = prepare_run_dir(Path(run_dir) if run_dir else default_run_dir(cfg), overwrite)
-
-    if resume_ckpt is not None:
-        obs_space, action_space = spaces_for(cfg)
-    set_threads(cfg, obs_space)
-    torch.manual_seed(cfg.run.seed)
-    model = build_model(cfg, obs_space, action_space)
-    # Load before the session touches the run dir (a resumed session truncates its logs).
-    if resume_ckpt is not None:
-        load_model_exact(model, resume_ckpt)
-    elif init_from:
-        loaded, skipped = load_model_partial(model, init_ckpt)
-    session = RunSession(cfg, Path(run_dir), resume=resume_ckpt, quiet=quiet)
-    model.to(session.device)
-    if resume_ckpt is not None:
-        session.progress.message(f"resuming {run_dir} from {resume_ckpt.path.name} at "
-                                 f"{session.env_steps} env steps")
-    elif init_from:
-        session.progress.message(f"init-from {init_ckpt.path}: loaded {len(loaded)} tensors, "
-                                 f"skipped {len(skipped)}"
-                                 + (f" ({', '.join(skipped)})" if skipped else ""))
-
-    session.install_signal_handlers()
-    status = "finished"
+        spaces = spaces_for(cfg)  # a bad env fails here, before the run dir exists
+        run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
+        lock = prepare_run_dir(run_dir, overwrite)
     try:
-        if cfg.algo.name == "a2c":
-            from actorcritic.algos.a2c import run_a2c
-
-            run_a2c(session, model, resume_ckpt)
-        elif cfg.algo.name == "a3c" and cfg.run.backend == "ray":
-            from actorcritic.distributed.ray_backend import run_ray
-
-            run_ray(session, model, resume_ckpt)
-        elif cfg.algo.name == "a3c":
-            from actorcritic.algos.a3c import run_a3c
-
-            run_a3c(session, model, resume_ckpt)
-        else:
-            from actorcritic.algos.impala import run_impala
-
-            run_impala(session, model, resume_ckpt)
-        if session.stop_reason in ("SIGINT", "SIGTERM"):
-            status = "interrupted"
-    except (RunFailure, EnvError) as exc:
-        session.stop_reason = exc.stop_reason if isinstance(exc, RunFailure) else "env-error"
-        session.summary(None, status="failed")
-        session.close()
-        raise
+        obs_space, action_space = spaces or spaces_for(cfg)
+        set_threads(cfg, obs_space)
+        torch.manual_seed(cfg.run.seed)
+        model = build_model(cfg, obs_space, action_space)
+        # Load before the session touches the run dir (a resumed session truncates its logs).
+        if resume_ckpt is not None:
+            load_model_exact(model, resume_ckpt)
+        elif init_ckpt is not None:
+            loaded, skipped = load_model_partial(model, init_ckpt)
+        session = RunSession(cfg, run_dir, resume=resume_ckpt, quiet=quiet, lock=lock)
     except BaseException:
-        session.close()
+        lock.release()
         raise
-    final_eval = None
-    if cfg.run.eval_episodes and status == "finished":
-        session.progress.message(f"evaluating {cfg.run.eval_episodes} episodes")
-        final_eval = evaluate_policy(model, cfg.env, cfg.run.eval_episodes,
-                                     greedy=cfg.run.eval_greedy, seed=cfg.run.seed + 10_000,
-                                     device=session.device)
-    summary = session.summary(final_eval, status=status)
-    session.close()
-    return summary
+    try:
+        model.to(session.device)
+        if resume_ckpt is not None:
+            session.progress.message(f"resuming {run_dir} from {resume_ckpt.path.name} at "
+                                     f"{session.env_steps} env steps")
+        elif init_ckpt is not None:
+            session.progress.message(
+                f"init-from {init_ckpt.path}: loaded {len(loaded)} tensors, skipped "
+                f"{len(skipped)}" + (f" ({', '.join(skipped)})" if skipped else ""))
+        return _train_in_session(session, model, resume_ckpt)
+    finally:
+        session.close()

@@ -21,6 +21,7 @@ from actorcritic.config import Config, config_from_dict
 from actorcritic.envs.vector import Episode
 from actorcritic.errors import ConfigError, RunDirError
 from actorcritic.run.checkpoint import Checkpoint, CheckpointDir, write_atomic
+from actorcritic.run.lock import LOCK_FILE, RunDirLock
 from actorcritic.run.logger import ReturnWindow, RunLogger
 from actorcritic.run.progress import Progress
 
@@ -43,31 +44,35 @@ def default_run_dir(cfg: Config) -> Path:
     return Path("runs") / f"{cfg.preset or 'run'}-{stamp}"
 
 
-def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
-    """Create a fresh run dir; an existing non-empty one needs --overwrite."""
+def prepare_run_dir(run_dir: Path, overwrite: bool) -> RunDirLock:
+    """Create a fresh run dir and lock it; an existing non-empty one needs --overwrite.
+
+    The lock comes first, so of two runs started on one dir at once, one is refused."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"run dir {run_dir} exists and is not a directory")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        if not overwrite:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"run dir {run_dir} cannot be written: {exc.strerror}") from None
+    lock = RunDirLock(run_dir).acquire()
+    try:
+        contents = [p for p in run_dir.iterdir() if p.name != LOCK_FILE]
+        if contents and not overwrite:
             raise RunDirError(f"run dir {run_dir} already exists; pass --overwrite to replace "
                               f"it or --resume {run_dir} to continue it")
-        if not (run_dir / "config.yaml").is_file():
+        if contents and not (run_dir / "config.yaml").is_file():
             raise RunDirError(f"run dir {run_dir} is not empty and is not a run (no "
                               f"config.yaml); --overwrite only replaces run dirs, so choose "
                               f"another --run-dir")
         import shutil
 
-        for child in run_dir.iterdir():
+        for child in contents:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise RunDirError(f"run dir {run_dir} cannot be written: {exc.strerror}") from None
-    return run_dir
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def load_run_config(run_dir: Path) -> Config:
@@ -100,8 +105,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 class RunSession:
     def __init__(self, cfg: Config, run_dir: Path, *, resume: Checkpoint | None = None,
-                 quiet: bool = False):
+                 quiet: bool = False, lock: RunDirLock | None = None):
         self.cfg = cfg
+        self.lock = lock  # released by close()
         self.run_dir = Path(run_dir)
         self.device = resolve_device(cfg.run.device)
         self.checkpoints = CheckpointDir(self.run_dir, cfg.run.keep_checkpoints)
@@ -320,6 +326,8 @@ class RunSession:
         self.restore_signal_handlers()
         self.progress.close()
         self.logger.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
 def summary_line(summary: dict) -> str:
