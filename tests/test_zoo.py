@@ -85,3 +85,9 @@ def test_zoo_add_ships_a_run_and_keeps_a_better_agent(tmp_path):
     assert again.returncode == 2 and "kept the zoo agent" in again.stderr
     assert (root / "cp" / zoo.AGENT_FILE).read_bytes() == before
     assert sorted(p.name for p in root.iterdir()) == ["cp"]  # no staging left behind
+
+
+def test_results_page_is_current():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "zoo_results.py"),
+                          "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

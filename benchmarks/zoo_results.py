@@ -1,0 +1,108 @@
+"""docs/RESULTS.md from the zoo: every source notebook's scenario, its bar, and the shipped
+agent's figures beside the published ones at the same budget.
+
+    python benchmarks/zoo_results.py            # rewrite docs/RESULTS.md
+    python benchmarks/zoo_results.py --check    # exit 1 if the page is stale (a test runs it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from actorcritic import zoo
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "RESULTS.md"
+
+# (zoo name / preset, source notebook, the bar, published figures at the same budget)
+SCENARIOS = [
+    ("pong-a2c-tuned", "002 Pong A2C", "training mean-100 >= 18",
+     "A2C 17.3-19.7 at 10M steps"),
+    ("football-empty-goal-a3c", "000 football A3C", "evaluation win rate >= 0.9 (100 games)",
+     "the notebook: 60-80% of games won"),
+    ("spaceinvaders-a2c", "004 SpaceInvaders A2C",
+     "training mean-100 >= 600 within 10M steps, evaluation >= 600",
+     "A2C 627 (rl-baselines3-zoo), 744.5 (PPO paper) at 10M"),
+    ("kungfu-lstm-a2c", "001 KungFuMaster LSTM A2C", "evaluation >= 10,000 within 10M steps",
+     "A2C 24,900 (PPO paper) at 10M; A3C 3,046 (1 day, 16 cores, human starts)"),
+    ("pong-a3c", "003 A3C on Atari", "training mean-100 >= 18 within 10M steps",
+     "A2C 17.3-19.7 at 10M"),
+    ("breakout-a3c", "003 A3C on Atari", "training mean-100 >= 100 within 10M steps",
+     "A2C 280-303 at 10M"),
+]
+
+HEADER = """# Results: the source notebooks' scenarios
+
+Generated from `zoo/` by `python benchmarks/zoo_results.py`; do not edit by hand. Each row
+with an agent is a trained agent shipped in `zoo/NAME` (`actorcritic eval zoo/NAME`
+replays it, `actorcritic eval zoo/NAME --video DIR` films it). The evaluation is greedy,
+full games with all lives on the raw score, fixed seed, no sticky actions; `make test`
+replays a few of its games as a regression guard. Training mean-100 is the mean raw return
+of the last 100 training episodes when the run stopped. Wall time is the training run's,
+on the machine named under the table.
+
+"""
+
+
+def fmt_steps(steps: int) -> str:
+    return f"{steps / 1e6:.2f}M" if steps >= 1e6 else f"{steps / 1e3:.0f}k"
+
+
+def row(name: str, notebook: str, bar: str, published: str) -> tuple[str, str | None]:
+    agent_dir = zoo.ROOT / name
+    if zoo.find(name) is None:
+        return (f"| {name} | {notebook} | {bar} | no agent yet | | | | | {published} | |",
+                None)
+    summary = zoo.read_json(agent_dir, "summary.json")
+    ev = zoo.read_json(agent_dir, "eval.json")["evaluation"]
+    score = f"{ev['mean_return']:.1f} +- {ev['std_return']:.1f} ({ev['episodes']} games)"
+    if "win_rate" in ev:
+        score += f", win rate {ev['win_rate']:.2f}"
+    train_mean = summary.get("mean_return_100")
+    train = f"{train_mean:.1f}" if train_mean is not None else "n/a"
+    if summary.get("win_rate_100") is not None:
+        train += f" (win rate {summary['win_rate_100']:.2f})"
+    cells = [name, notebook, bar, summary["algo"], fmt_steps(summary["env_steps"]),
+             f"{summary['wall_seconds'] / 3600:.2f} h", train, score, published,
+             f"[curve](../zoo/{name}/curve.png)"]
+    note = (f"- `{name}`: `{summary['command']}` on {summary['date']} at commit "
+            f"{summary['commit']}; {summary['machine']}.")
+    return "| " + " | ".join(cells) + " |", note
+
+
+def render() -> str:
+    lines = [HEADER.rstrip("\n"), "",
+             "| scenario | notebook | bar | algorithm | env steps | wall time | training "
+             "mean-100 | evaluation | published | curve |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for scenario in SCENARIOS:
+        line, note = row(*scenario)
+        lines.append(line)
+        if note:
+            notes.append(note)
+    lines += ["", "How each agent was trained (the exact command, the date, the commit and "
+              "the machine):", ""] + notes
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="fail if docs/RESULTS.md is stale")
+    args = p.parse_args(argv)
+    text = render()
+    if args.check:
+        if not PAGE.is_file() or PAGE.read_text() != text:
+            print("docs/RESULTS.md is stale: run python benchmarks/zoo_results.py",
+                  file=sys.stderr)
+            return 1
+        return 0
+    PAGE.write_text(text)
+    print(f"wrote {PAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
