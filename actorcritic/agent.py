@@ -140,7 +140,8 @@ def make_single_env(cfg: Config, render: bool = False) -> gym.Env:
 def load(target: str | Path) -> Agent:
     """An Agent from a run dir (its best checkpoint), a checkpoint file or a zoo agent
     (`zoo/NAME` or just `NAME`). Loading never runs code from the file."""
-    from actorcritic.train import build_model, spaces_for
+    from actorcritic.envs import spaces_for
+    from actorcritic.models.actor_critic import build_model
 
     ckpt = load_checkpoint(resolve_checkpoint(target))
     if "config" not in ckpt.meta:

@@ -1,16 +1,18 @@
-"""`train()`: the one entry point for every algorithm (the CLI's `train` calls it)."""
+"""`train()`: the one entry point for every algorithm (the CLI's `train` calls it).
+
+Nothing in the package below this module imports it.
+"""
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import torch
 
 from actorcritic.config import Config, apply_overrides, load_config
+from actorcritic.envs import spaces_for
 from actorcritic.errors import CheckpointError, EnvError, RunFailure
-from actorcritic.models.actor_critic import ActorCritic
+from actorcritic.models.actor_critic import ActorCritic, build_model, set_threads
 from actorcritic.run.checkpoint import (
     CheckpointDir,
     load_checkpoint,
@@ -28,60 +30,7 @@ from actorcritic.run.session import (
     prepare_run_dir,
 )
 
-
-def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {f"model.{k}": v for k, v in model.state_dict().items()}
-
-
-def build_model(cfg: Config, obs_space, action_space) -> ActorCritic:
-    try:
-        return ActorCritic(obs_space, action_space, cfg.model)
-    except ValueError as exc:
-        from actorcritic.errors import ConfigError
-
-        raise ConfigError(str(exc)) from None
-
-
-def spaces_for(cfg: Config):
-    """Observation and action spaces of the configured env (one env, made and closed)."""
-    from actorcritic.envs import make_vector_env
-
-    envs = make_vector_env(cfg.env, num_envs=1, seed=cfg.run.seed, mode="eval")
-    try:
-        if cfg.env.check:
-            from actorcritic.envs.check import check_vector_env
-
-            check_vector_env(envs, cfg.env.id)
-        return envs.single_observation_space, envs.single_action_space
-    finally:
-        envs.close()
-
-
-def set_threads(cfg: Config, obs_space) -> None:
-    """Torch intra-op threads: 1 for small MLPs (dispatch-bound), all cores for CNNs.
-
-    Set before the model is built: the orthogonal init's QR depends on the thread count.
-    """
-    threads = cfg.run.torch_threads
-    if threads == 0:
-        image = len(obs_space.shape) == 3 and cfg.model.encoder != "mlp"
-        threads = (os.cpu_count() or 1) if image else 1
-    torch.set_num_threads(threads)
-
-
-def evaluate_during_training(session: RunSession, model: ActorCritic) -> dict:
-    cfg = session.cfg
-    start = time.monotonic()
-    result = evaluate_policy(model, cfg.env, cfg.run.eval_during_episodes,
-                             greedy=cfg.run.eval_greedy, seed=cfg.run.seed + 50_000 + session.updates,
-                             device=session.device)
-    session.record_eval(result)
-    session.eval_seconds += time.monotonic() - start
-    values = {"eval/mean_return": result["mean_return"]}
-    session.logger.scalars(session.env_steps, session.wall_seconds, values)
-    if session.improved():
-        session.checkpoint("best")
-    return result
+__all__ = ["build_model", "spaces_for", "train"]
 
 
 def _open_resumed(run_dir: Path, overrides: list[str] | None):
@@ -107,7 +56,7 @@ def _run_algorithm(session: RunSession, model: ActorCritic, resume_ckpt) -> None
         from actorcritic.algos.a2c import run_a2c
 
         run_a2c(session, model, resume_ckpt)
-    elif cfg.algo.name == "a3c" and cfg.run.backend == "ray":
+    elif cfg.run.backend == "ray":
         from actorcritic.distributed.ray_backend import run_ray
 
         run_ray(session, model, resume_ckpt)

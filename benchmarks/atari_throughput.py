@@ -43,17 +43,17 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from actorcritic.algos.a2c import (  # noqa: E402
-    clip_and_measure,
-    make_optimizer,
-    reuses_acting_graph,
-    rollout_loss,
-)
 from actorcritic.algos.rollout import (  # noqa: E402
     ActionAdapter,
     Carry,
     RolloutBuffer,
     collect_rollout,
+)
+from actorcritic.algos.update import (  # noqa: E402
+    clip_and_measure,
+    make_optimizer,
+    reuses_acting_graph,
+    rollout_loss,
 )
 from actorcritic.config import load_config  # noqa: E402
 from actorcritic.envs import make_vector_env  # noqa: E402

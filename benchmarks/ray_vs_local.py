@@ -49,8 +49,8 @@ def one_run(backend: str, workers: int, steps: int, seed: int, extra: list[str])
 
 def learner_ceiling(updates: int = 200) -> float:
     """Env steps per second the learner alone can consume (synthetic trajectories)."""
-    from actorcritic.algos.a2c import make_optimizer
     from actorcritic.algos.impala import ActorWorker, collate, impala_loss
+    from actorcritic.algos.update import make_optimizer
 
     cfg = load_config("cartpole-impala")
     torch.set_num_threads(1)

@@ -18,7 +18,6 @@ import pytest
 import torch
 from procs import children, cli_process, running
 
-from actorcritic.algos.a2c import rollout_loss
 from actorcritic.algos.a2c_parallel import (
     combine,
     flat_gradients,
@@ -28,6 +27,7 @@ from actorcritic.algos.a2c_parallel import (
     weighted_stats,
 )
 from actorcritic.algos.rollout import RolloutBuffer
+from actorcritic.algos.update import rollout_loss
 from actorcritic.config import AlgoConfig, ModelConfig, load_config
 from actorcritic.errors import ConfigError
 from actorcritic.models.actor_critic import ActorCritic

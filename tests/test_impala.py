@@ -13,8 +13,8 @@ import pytest
 import torch
 from solving import solves_in_one_of_two_seeds
 
-from actorcritic.algos.a2c import rollout_loss
 from actorcritic.algos.impala import ActorWorker, collate, flat_params, impala_loss, load_flat
+from actorcritic.algos.update import rollout_loss
 from actorcritic.config import load_config
 from actorcritic.train import build_model, spaces_for, train
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from actorcritic.algos.a2c import reuses_acting_graph, rollout_loss
 from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
+from actorcritic.algos.update import reuses_acting_graph, rollout_loss
 from actorcritic.config import AlgoConfig, EnvConfig, ModelConfig
 from actorcritic.envs import make_vector_env
 from actorcritic.models.actor_critic import ActorCritic

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from actorcritic.algos.a2c import apply_update, make_optimizer, rollout_loss
 from actorcritic.algos.numpy_update import NumpyA2CUpdate, supports_numpy_update
 from actorcritic.algos.rollout import RolloutBuffer
+from actorcritic.algos.update import apply_update, make_optimizer, rollout_loss
 from actorcritic.config import AlgoConfig, Config, ModelConfig
 from actorcritic.errors import NonFiniteError
 from actorcritic.models.actor_critic import ActorCritic

@@ -14,15 +14,15 @@ import torch
 from procs import cli_process, wait_for_metrics
 from test_robustness import cli, faulty_run, finite_params, one_error_line
 
-from actorcritic.algos.a2c import (
+from actorcritic.algos.a2c_parallel import torch_threads
+from actorcritic.algos.overlap import OverlappedRollouts
+from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
+from actorcritic.algos.update import (
     clip_and_measure,
     make_optimizer,
     reuses_acting_graph,
     rollout_loss,
 )
-from actorcritic.algos.a2c_parallel import torch_threads
-from actorcritic.algos.overlap import OverlappedRollouts
-from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
 from actorcritic.cli import main
 from actorcritic.config import load_config
 from actorcritic.envs import make_vector_env

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from actorcritic.algos.a2c import rollout_loss
 from actorcritic.algos.rollout import RolloutBuffer
+from actorcritic.algos.update import rollout_loss
 from actorcritic.cli import main
 from actorcritic.config import AlgoConfig, ModelConfig, load_config
 from actorcritic.models.actor_critic import ActorCritic

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from actorcritic.algos.a2c import rollout_loss
 from actorcritic.algos.rollout import RolloutBuffer
+from actorcritic.algos.update import rollout_loss
 from actorcritic.config import AlgoConfig, ModelConfig
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.models.replay import recording, replay, supports_replay

@@ -123,20 +123,20 @@ def helper_main(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, 
     """Entry point of helper process `rank` (spawned; the model arrives in shared memory).
     `seed` seeds its action sampling; `make_envs(env_cfg, seed)` (default
     `make_vector_env`) builds its envs."""
-    from actorcritic.algos.a3c import _child_setup, _report_error
+    from actorcritic.algos.child import child_setup, report_error
 
-    _child_setup(f"a2c-process-{rank}", seed)
+    child_setup(f"a2c-process-{rank}", seed)
     try:
         _serve(rank, cfg, model, grad_row, conn, make_envs)
     except BaseException as exc:  # noqa: BLE001 - every failure goes to rank 0
-        _report_error(conn, f"A2C process {rank}", exc)
+        report_error(conn, f"A2C process {rank}", exc)
     finally:
         conn.close()
 
 
 def _serve(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, make_envs) -> None:
-    from actorcritic.algos.a2c import reuses_acting_graph, rollout_loss
     from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
+    from actorcritic.algos.update import reuses_acting_graph, rollout_loss
     from actorcritic.envs import make_vector_env
 
     part = share_of(cfg)

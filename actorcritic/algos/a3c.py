@@ -25,7 +25,6 @@ import os
 import signal
 import threading
 import time
-import traceback
 from collections import deque
 from multiprocessing.connection import wait as wait_connections
 
@@ -33,9 +32,10 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from actorcritic.algos.a2c import clip_and_measure, guard_update, lr_at, rollout_loss
+from actorcritic.algos.child import child_setup, report_error
 from actorcritic.algos.shared_optim import make_shared_optimizer
-from actorcritic.errors import NonFiniteError, UserError, WorkerFailure
+from actorcritic.algos.update import clip_and_measure, guard_update, lr_at, rollout_loss
+from actorcritic.errors import NonFiniteError, WorkerFailure
 
 STEPS, UPDATES, EPISODES = 0, 1, 2  # columns of the shared counters
 JOIN_GRACE = 5.0                    # seconds children get to stop before SIGTERM, then SIGKILL
@@ -83,44 +83,14 @@ def a3c_update(local: nn.Module, global_params: list[torch.Tensor], optimizer, l
 
 # ---------------------------------------------------------------- child processes
 
-def _child_setup(name: str, seed: int | None) -> None:
-    # The main process decides what a Ctrl-C means (it also reaches the children, who share
-    # the terminal's process group); SIGTERM keeps its default so terminate() works.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _set_process_name(name)
-    torch.set_num_threads(1)
-    if seed is not None:
-        torch.manual_seed(seed)
-
-
-def _set_process_name(name: str) -> None:
-    """Name the OS process (shown by ps/top, and how tests find a worker): Linux only."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError):
-        pass
-
-
-def _report_error(conn, who: str, exc: BaseException) -> None:
-    payload = exc if isinstance(exc, (UserError, NonFiniteError)) else None
-    try:
-        conn.send(("error", f"{who}: {type(exc).__name__}: {exc}", payload,
-                   traceback.format_exc()))
-    except Exception:  # the pipe may be gone; the exit code still tells the main process
-        pass
-
-
 def worker_main(wid: int, cfg, global_model: nn.Module, optimizer, counters: torch.Tensor,
                 stop, conn, seed: int, parent_pid: int) -> None:
     """Entry point of worker process `wid` (spawned; everything arrives pickled)."""
-    _child_setup(f"a3c-worker-{wid}", seed)
+    child_setup(f"a3c-worker-{wid}", seed)
     try:
         _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_pid)
     except BaseException as exc:
-        _report_error(conn, f"worker {wid}", exc)
+        report_error(conn, f"worker {wid}", exc)
         raise SystemExit(1) from None
     finally:
         conn.close()
@@ -179,7 +149,7 @@ def evaluator_main(cfg, global_model: nn.Module, conn, parent_pid: int) -> None:
 
     from actorcritic.run.evaluate import evaluate_policy
 
-    _child_setup("a3c-evaluator", None)
+    child_setup("a3c-evaluator", None)
     try:
         local = copy.deepcopy(global_model)  # private tensors, not shared
         conn.send(("ready",))
@@ -199,7 +169,7 @@ def evaluator_main(cfg, global_model: nn.Module, conn, parent_pid: int) -> None:
     except (EOFError, BrokenPipeError):
         pass  # the main process went away
     except BaseException as exc:
-        _report_error(conn, "evaluator", exc)
+        report_error(conn, "evaluator", exc)
         raise SystemExit(1) from None
     finally:
         conn.close()
@@ -424,8 +394,7 @@ def _sigint_ignored():
 
 def run_a3c(session, model: nn.Module, resume=None) -> None:
     """Asynchronous advantage actor-critic: `algo.num_workers` workers, one global model."""
-    from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
-    from actorcritic.train import model_tensors
+    from actorcritic.run.checkpoint import load_optimizer, model_tensors, optimizer_tensors
 
     cfg = session.cfg
     if session.device.type != "cpu":

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from actorcritic.algos.a2c import apply_update, lr_at, make_optimizer, rollout_loss
 from actorcritic.algos.losses import actor_critic_loss
 from actorcritic.algos.returns import vtrace
+from actorcritic.algos.update import apply_update, lr_at, make_optimizer, rollout_loss
 from actorcritic.config import AlgoConfig, Config, config_from_dict
 from actorcritic.errors import NonFiniteError, WorkerFailure
 
@@ -77,7 +77,7 @@ class ActorWorker:
         torch.set_num_threads(1)
         from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer
         from actorcritic.envs import make_vector_env
-        from actorcritic.train import build_model
+        from actorcritic.models.actor_critic import build_model
 
         self.cfg = cfg = config_from_dict(cfg_dict, cfg_dict.get("preset", ""))
         self.index = index
@@ -190,8 +190,7 @@ def run_learner(session, model: nn.Module, resume, source: ExperienceSource,
     one optimizer step. mode="gradients" (A3C on Ray): apply each worker gradient as it
     arrives. Either way the new parameters are published after every step.
     """
-    from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
-    from actorcritic.train import model_tensors
+    from actorcritic.run.checkpoint import load_optimizer, model_tensors, optimizer_tensors
 
     cfg = session.cfg
     optimizer = make_optimizer(model.parameters(), cfg.algo)
@@ -395,12 +394,7 @@ class LocalActors:
 
 
 def run_impala(session, model: nn.Module, resume=None) -> None:
-    """IMPALA on the configured backend: local actor processes, or Ray actors."""
-    if session.cfg.run.backend == "ray":
-        from actorcritic.distributed.ray_backend import run_ray
-
-        run_ray(session, model, resume)
-        return
+    """IMPALA with local actor processes (Ray actors: distributed.ray_backend.run_ray)."""
     source = LocalActors(session.cfg)
     try:
         run_learner(session, model, resume, source, mode="trajectories")

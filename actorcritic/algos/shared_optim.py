@@ -120,7 +120,7 @@ class SharedRMSpropTF(_SharedStateMixin, RMSpropTF):
 
 
 def make_shared_optimizer(params, cfg, lock: Any = None):
-    """The shared counterpart of `actorcritic.algos.a2c.make_optimizer` (same settings)."""
+    """The shared counterpart of `actorcritic.algos.update.make_optimizer` (same settings)."""
     if cfg.optimizer == "adam":
         return SharedAdam(params, lr=cfg.lr, eps=cfg.optim_eps, lock=lock)
     if cfg.optimizer == "rmsprop_tf":

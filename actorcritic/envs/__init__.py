@@ -13,7 +13,7 @@ from actorcritic.envs.vector import EnvPoolVecEnv, Episode, GymVecEnv, VecEnv
 from actorcritic.envs.wrappers import HideObservation
 from actorcritic.errors import EnvError
 
-__all__ = ["Episode", "VecEnv", "make_vector_env", "is_atari", "is_football"]
+__all__ = ["Episode", "VecEnv", "make_vector_env", "is_atari", "is_football", "spaces_for"]
 
 
 def is_atari(env_id: str) -> bool:
@@ -154,3 +154,17 @@ def make_vector_env(cfg: EnvConfig, num_envs: int | None = None, seed: int = 0,
     else:
         raise EnvError(f"env.backend={backend} is only for Atari envs")
     return venv
+
+
+def spaces_for(cfg) -> tuple[gym.Space, gym.Space]:
+    """Observation and action spaces of the configured env (`cfg`: a Config; one env,
+    made, checked when `env.check` is on, and closed)."""
+    envs = make_vector_env(cfg.env, num_envs=1, seed=cfg.run.seed, mode="eval")
+    try:
+        if cfg.env.check:
+            from actorcritic.envs.check import check_vector_env
+
+            check_vector_env(envs, cfg.env.id)
+        return envs.single_observation_space, envs.single_action_space
+    finally:
+        envs.close()

@@ -8,12 +8,14 @@ Acting is the same call with T=1, so training recomputes exactly what acting saw
 
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from actorcritic.config import ModelConfig
+from actorcritic.config import Config, ModelConfig
 from actorcritic.errors import ConfigError
 from actorcritic.models.cores import State, make_core
 from actorcritic.models.encoders import MLP, NatureCNN, SmallCNN, orthogonal_
@@ -96,3 +98,23 @@ class ActorCritic(nn.Module):
         params, value, state = self(obs.unsqueeze(0), first.unsqueeze(0), state)
         action, logp = self.policy.sample_with_logp(params[0], greedy, generator)
         return action, logp, value[0], state
+
+
+def build_model(cfg: Config, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
+    """The configured model for these spaces; an impossible combination is a ConfigError."""
+    try:
+        return ActorCritic(obs_space, action_space, cfg.model)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def set_threads(cfg: Config, obs_space: gym.Space) -> None:
+    """Torch intra-op threads: 1 for small MLPs (dispatch-bound), all cores for CNNs.
+
+    Set before the model is built: the orthogonal init's QR depends on the thread count.
+    """
+    threads = cfg.run.torch_threads
+    if threads == 0:
+        image = len(obs_space.shape) == 3 and cfg.model.encoder != "mlp"
+        threads = (os.cpu_count() or 1) if image else 1
+    torch.set_num_threads(threads)

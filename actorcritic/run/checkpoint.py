@@ -130,6 +130,11 @@ def load_optimizer(opt: torch.optim.Optimizer, ckpt: Checkpoint) -> None:
 
 # ---------------------------------------------------------------- model state
 
+def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's tensors under the checkpoint's `model.` prefix."""
+    return {f"model.{k}": v for k, v in model.state_dict().items()}
+
+
 def load_model_exact(model: torch.nn.Module, ckpt: Checkpoint) -> None:
     """Load every tensor; any mismatch is one clear error naming the tensors."""
     saved = ckpt.section("model")

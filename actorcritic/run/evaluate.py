@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +122,21 @@ def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes
     finally:
         envs.close()
     return paths
+
+
+def evaluate_during_training(session, model: ActorCritic) -> dict:
+    """A periodic evaluation (`run.eval_every`) of the current parameters: logged, recorded
+    in the session, and kept as the best checkpoint when it scores highest so far.
+    `session`: the run's RunSession."""
+    cfg = session.cfg
+    start = time.monotonic()
+    result = evaluate_policy(model, cfg.env, cfg.run.eval_during_episodes,
+                             greedy=cfg.run.eval_greedy,
+                             seed=cfg.run.seed + 50_000 + session.updates, device=session.device)
+    session.record_eval(result)
+    session.eval_seconds += time.monotonic() - start
+    session.logger.scalars(session.env_steps, session.wall_seconds,
+                           {"eval/mean_return": result["mean_return"]})
+    if session.improved():
+        session.checkpoint("best")
+    return result

@@ -279,7 +279,7 @@ class RunSession:
         if self.periodic_due():
             self.checkpoint(f"update_{self.updates:08d}")
         if self.eval_due():
-            from actorcritic.train import evaluate_during_training
+            from actorcritic.run.evaluate import evaluate_during_training
 
             evaluate_during_training(self, model)
         if logged and self.improved():

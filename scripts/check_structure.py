@@ -1,0 +1,135 @@
+"""The package's structure rules, checked statically (CI runs this through `make test`).
+
+    python scripts/check_structure.py          # print every violation, exit 1 if any
+
+1. No import cycle between modules of the package (imports inside functions count too:
+   a deferred import is still a dependency).
+2. No module under algos/, run/, models/, envs/ or distributed/ imports actorcritic.train
+   (the entry point imports the algorithms, never the other way round).
+3. No private name (`_x`) imported from another module.
+4. No function longer than 60 lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "actorcritic"
+LOWER = ("algos", "run", "models", "envs", "distributed")
+MAX_LINES = 60
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def resolve(node: ast.ImportFrom, current: str, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    base = current.split(".")
+    base = base[: len(base) - node.level + (1 if is_package else 0)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def imports_of(path: Path, modules: set[str]) -> list[tuple[str, str, int]]:
+    """(imported module, imported name or '', line) for every import in the file."""
+    current = module_name(path)
+    tree = ast.parse(path.read_text(), str(path))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, "", node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            target = resolve(node, current, path.name == "__init__.py")
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                if sub in modules:  # `from actorcritic.envs import atari` imports a module
+                    out.append((sub, "", node.lineno))
+                else:
+                    out.append((target, alias.name, node.lineno))
+    return [(m, n, line) for m, n, line in out if m.split(".")[0] == "actorcritic"]
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, result = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                result.append(sorted(component))
+
+    sys.setrecursionlimit(10_000)
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return result
+
+
+def long_functions(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            if length > MAX_LINES:
+                out.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: function "
+                           f"{node.name} is {length} lines (at most {MAX_LINES})")
+    return out
+
+
+def violations() -> list[str]:
+    files = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(p) for p in files}
+    graph: dict[str, set[str]] = {}
+    problems = []
+    for path in files:
+        name = module_name(path)
+        rel = path.relative_to(PACKAGE.parent)
+        for target, imported, line in imports_of(path, modules):
+            dep = target if target in modules else None
+            if dep and dep != name and not (name.startswith(dep + ".") and dep == "actorcritic"):
+                graph.setdefault(name, set()).add(dep)
+            if target == "actorcritic.train" and name.split(".")[1:2] and \
+                    name.split(".")[1] in LOWER:
+                problems.append(f"{rel}:{line}: imports actorcritic.train (the entry point)")
+            if imported.startswith("_") and not imported.startswith("__") and target != name:
+                problems.append(f"{rel}:{line}: imports private name {imported} from {target}")
+        problems += long_functions(path)
+    for cycle in find_cycles(graph):
+        problems.append("import cycle: " + " -> ".join(cycle))
+    return problems
+
+
+def main() -> int:
+    problems = violations()
+    for line in problems:
+        print(line)
+    print(f"{len(problems)} structure violation(s)" if problems else "structure: ok")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
