@@ -18,7 +18,9 @@ SCALARS = [
     "diag/advantage_mean", "diag/advantage_std", "diag/value_mean", "diag/value_target_mean",
     "eval/mean_return", "charts/win_rate_100", "diag/policy_lag",
 ]
-EPISODE_COLUMNS = ["env_steps", "wall_seconds", "return", "length", "worker"]
+# win: 1/0 where the env reports one (football), else empty. Files from before this column
+# read the same (readers use .get); a resumed run rewrites their header (_truncate_csv).
+EPISODE_COLUMNS = ["env_steps", "wall_seconds", "return", "length", "worker", "win"]
 
 
 class ReturnWindow:
@@ -68,17 +70,19 @@ class RunLogger:
         self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
         self._metrics_path = run_dir / "metrics.csv"
         self._episodes_path = run_dir / "episodes.csv"
+        metric_columns = ["env_steps", "wall_seconds"] + SCALARS
         if resume_step is not None:
-            _truncate_csv(self._metrics_path, resume_step)
-            _truncate_csv(self._episodes_path, resume_step)
-        self._metrics = _open_csv(self._metrics_path, ["env_steps", "wall_seconds"] + SCALARS)
+            _truncate_csv(self._metrics_path, resume_step, metric_columns)
+            _truncate_csv(self._episodes_path, resume_step, EPISODE_COLUMNS)
+        self._metrics = _open_csv(self._metrics_path, metric_columns)
         self._episodes = _open_csv(self._episodes_path, EPISODE_COLUMNS)
 
     def episode(self, env_steps: int, wall: float, ep: Episode, worker: int = 0) -> None:
         """One row per episode in episodes.csv; TensorBoard gets the interval's mean (the
         session passes it to `scalars`), since one event per episode costs more than a
         CartPole step."""
-        self._episodes[1].writerow([env_steps, f"{wall:.3f}", ep.ret, ep.length, worker])
+        self._episodes[1].writerow([env_steps, f"{wall:.3f}", ep.ret, ep.length, worker,
+                                    _fmt(ep.extras.get("win"))])
 
     def scalars(self, env_steps: int, wall: float, values: dict[str, float]) -> None:
         for key, value in values.items():
@@ -112,14 +116,20 @@ def _open_csv(path: Path, columns: list[str]):
     return fh, writer
 
 
-def _truncate_csv(path: Path, env_steps: int) -> None:
-    """Drop rows logged after the checkpoint a resumed run restarts from."""
+def _truncate_csv(path: Path, env_steps: int, columns: list[str]) -> None:
+    """Drop rows logged after the checkpoint a resumed run restarts from. A file written
+    with fewer columns (an older version) gets the new header, its rows the new columns
+    (empty where it had none), so appended rows line up."""
     if not path.exists():
         return
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     if not rows:
         return
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= env_steps]
+    header, body = rows[0], [r for r in rows[1:] if r and int(float(r[0])) <= env_steps]
+    if header != columns and set(header) <= set(columns):
+        body = [[dict(zip(header, r)).get(c, "") for c in columns] for r in body]
+        header = columns
+    kept = [header] + body
     with open(path, "w", newline="") as fh:
         csv.writer(fh).writerows(kept)
