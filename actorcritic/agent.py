@@ -98,10 +98,11 @@ class Agent:
                                greedy=deterministic, seed=seed)
 
     def record_video(self, out_dir: str | Path, episodes: int = 1, deterministic: bool = True,
-                     seed: int = 12345) -> list[tuple[Path, int, float]]:
+                     seed: int = 12345, sticky_actions: float | None = None
+                     ) -> list[tuple[Path, int, float]]:
         """MP4s of `episodes` episodes in `out_dir`: [(path, frames, return)]."""
-        return record_video(self.model, self.cfg.env, Path(out_dir), episodes=episodes,
-                            greedy=deterministic, seed=seed)
+        return record_video(self.model, self._eval_env_cfg(sticky_actions), Path(out_dir),
+                            episodes=episodes, greedy=deterministic, seed=seed)
 
     def _eval_env_cfg(self, sticky_actions: float | None):
         if sticky_actions is None:

@@ -1,4 +1,4 @@
-"""Command line: `actorcritic train | eval | plot | presets | config`.
+"""Command line: `actorcritic train | eval | plot | report | export | tune | presets | config`.
 
 Every error a user can cause prints one line `actorcritic: error: ...` and exits 2.
 """
@@ -13,10 +13,16 @@ from pathlib import Path
 from actorcritic.errors import RunFailure, UserError
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="actorcritic", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+    for add in (_train_parser, _eval_parser, _results_parsers, _export_parser, _tune_parser,
+                _config_parsers):
+        add(sub)
+    return p
 
+
+def _train_parser(sub) -> None:
     t = sub.add_parser("train", help="train a preset (or resume a run)")
     t.add_argument("preset", nargs="?", help="preset name or YAML file (see 'presets')")
     t.add_argument("--seed", type=int, help="random seed (run.seed)")
@@ -32,30 +38,61 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--ray-address", help="Ray cluster to join ('auto' for the local one)")
 
-    e = sub.add_parser("eval", help="evaluate a run or checkpoint on the raw environment")
-    e.add_argument("target", help="run dir (its best checkpoint) or checkpoint file")
-    e.add_argument("--episodes", type=int, default=10)
+
+def _eval_parser(sub) -> None:
+    e = sub.add_parser("eval", help="evaluate a run, checkpoint or zoo agent on the raw "
+                       "environment (full games, raw score)")
+    e.add_argument("target", help="run dir (its best checkpoint), checkpoint file, or zoo "
+                   "agent (zoo/NAME or NAME)")
+    e.add_argument("--episodes", type=int, default=10, help="full episodes to play (default 10)")
     mode = e.add_mutually_exclusive_group()
-    mode.add_argument("--greedy", action="store_const", dest="mode", const="greedy")
-    mode.add_argument("--stochastic", action="store_const", dest="mode", const="stochastic")
-    mode.add_argument("--both", action="store_const", dest="mode", const="both")
+    mode.add_argument("--greedy", action="store_const", dest="mode", const="greedy",
+                      help="play the most likely action (the default)")
+    mode.add_argument("--stochastic", action="store_const", dest="mode", const="stochastic",
+                      help="sample actions from the policy")
+    mode.add_argument("--both", action="store_const", dest="mode", const="both",
+                      help="report greedy and stochastic play side by side")
     e.add_argument("--video", metavar="DIR", help="write MP4 videos of episodes here")
-    e.add_argument("--video-episodes", type=int, default=1)
+    e.add_argument("--video-episodes", type=int, default=1,
+                   help="episodes recorded with --video (default 1)")
     e.add_argument("--sticky-actions", type=float, help="repeat-action probability (Atari)")
-    e.add_argument("--seed", type=int, default=12345)
+    e.add_argument("--seed", type=int, default=12345,
+                   help="seed of the evaluation envs (env i gets SEED + i; default 12345)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
-    pl = sub.add_parser("plot", help="plot episode returns of one or more runs")
-    pl.add_argument("run_dirs", nargs="+")
-    pl.add_argument("--out", default=None, help="PNG file (default RUN_DIR/returns.png)")
-    pl.add_argument("--title")
 
+def _tune_parser(sub) -> None:
+    tu = sub.add_parser("tune", help="search a preset's hyperparameters with Optuna: one "
+                        "short training run per trial, pruned on its evaluations")
+    tu.add_argument("preset", help="preset name or YAML file (see 'presets')")
+    tu.add_argument("--trials", type=int, required=True, help="complete or pruned trials the "
+                    "study should have; a continued search runs only the missing ones")
+    tu.add_argument("--trial-steps", type=int, metavar="STEPS", help="env steps per trial "
+                    "(its run.total_steps; default: the space file's trial_steps, else the "
+                    "preset's run.total_steps)")
+    tu.add_argument("--space", metavar="FILE", help="search-space YAML (default: the "
+                    "algorithm's, actorcritic/presets/search/ALGO.yaml)")
+    tu.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                    metavar="KEY=VALUE", help="config overrides fixed for every trial and "
+                    "kept in best.yaml (repeatable)")
+    tu.add_argument("--seed", type=int, help="run.seed of the trials (default: the preset's)")
+    tu.add_argument("--vary-seed", action="store_true", default=None, help="trial N trains "
+                    "with seed + N, so that params are judged over seeds, not on one")
+    tu.add_argument("--jobs", type=int, help="trials run at once (default: the CPU count; "
+                    "each trial then uses one torch thread)")
+    tu.add_argument("--tune-dir", help="where the study, trial runs and reports go (default "
+                    "tunes/PRESET-<timestamp>); give an existing one to continue its search")
+    tu.add_argument("--no-prune", dest="prune", action="store_false", help="run every trial "
+                    "to its budget (default: stop trials whose evaluations trail the median)")
+    tu.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _config_parsers(sub) -> None:
     sub.add_parser("presets", help="list the presets")
     c = sub.add_parser("config", help="print the resolved config of a preset")
-    c.add_argument("preset")
+    c.add_argument("preset", help="preset name or YAML file")
     c.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
-                   metavar="KEY=VALUE")
-    return p
+                   metavar="KEY=VALUE", help="override config keys, as for train")
 
 
 def cmd_train(args) -> int:
@@ -85,40 +122,34 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     import torch
 
-    from actorcritic.config import config_from_dict
-    from actorcritic.run.checkpoint import load_checkpoint, load_model_exact, resolve_checkpoint
-    from actorcritic.run.evaluate import evaluate_policy, record_video
-    from actorcritic.train import build_model, spaces_for
+    from actorcritic.agent import load
 
     if args.episodes < 1:
         raise UserError("--episodes must be at least 1")
-    ckpt = load_checkpoint(resolve_checkpoint(args.target))
-    cfg = config_from_dict(ckpt.meta["config"])
-    if args.sticky_actions is not None:
-        cfg.env.sticky_actions = args.sticky_actions
+    agent = load(args.target)
+    ckpt_path = agent.checkpoint
     torch.set_num_threads(1)
-    model = build_model(cfg, *spaces_for(cfg))
-    load_model_exact(model, ckpt)
-    model.eval()
     modes = {"greedy": [True], "stochastic": [False], "both": [True, False]}[args.mode or "greedy"]
     results = {}
     for greedy in modes:
-        results["greedy" if greedy else "stochastic"] = evaluate_policy(
-            model, cfg.env, args.episodes, greedy=greedy, seed=args.seed)
+        results["greedy" if greedy else "stochastic"] = agent.evaluate(
+            args.episodes, deterministic=greedy, seed=args.seed,
+            sticky_actions=args.sticky_actions)
     if args.video:
-        paths = record_video(model, cfg.env, Path(args.video), episodes=args.video_episodes,
-                             greedy=modes[0], seed=args.seed)
+        paths = agent.record_video(args.video, episodes=args.video_episodes,
+                                   deterministic=modes[0], seed=args.seed,
+                                   sticky_actions=args.sticky_actions)
         for path, frames, ret in paths:
             print(f"video: {path} ({frames} frames, return {ret:g})",
                   file=sys.stderr if args.json else sys.stdout)
     if args.json:
         out = dict(next(iter(results.values())))
-        out["checkpoint"] = str(ckpt.path)
+        out["checkpoint"] = str(ckpt_path)
         if len(results) > 1:
             out["modes"] = results
         print(json.dumps(out))
         return 0
-    print(f"checkpoint: {ckpt.path}")
+    print(f"checkpoint: {ckpt_path}")
     keys = ["mean_return", "std_return", "median_return", "min_return", "max_return",
             "mean_length", "win_rate"]
     names = list(results)
@@ -130,11 +161,105 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_plot(args) -> int:
-    from actorcritic.run.plots import plot_runs
+def _results_parsers(sub) -> None:
+    """`plot` and `report`."""
+    pl = sub.add_parser("plot", help="plot episode returns of runs, or their aggregate over "
+                        "seeds (--aggregate)")
+    pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories")
+    pl.add_argument("--out", default=None, help="PNG file (default RUN_DIR/returns.png, "
+                    "with --aggregate RUN_DIR/aggregate.png, RUN_DIR the first one given)")
+    pl.add_argument("--title", help="title above the panels")
+    pl.add_argument("--smooth", type=int, metavar="N", help="episodes in the rolling "
+                    "mean drawn over the raw returns (default 1/40 of the episodes of the "
+                    "longest run, between 10 and 100)")
+    pl.add_argument("--aggregate", action="store_true", help="one curve per group of runs: "
+                    "the mean (or IQM) across seeds of the mean of the last 100 episodes, "
+                    "with a 95%% bootstrap band over seeds, on the env steps every run of "
+                    "the group reached (the shortest run ends the curve)")
+    pl.add_argument("--stat", choices=["mean", "iqm"], help="with --aggregate: the curve "
+                    "across seeds (default mean; iqm = interquartile mean)")
+    _group_options(pl)
 
-    out = Path(args.out) if args.out else Path(args.run_dirs[0]) / "returns.png"
-    print(plot_runs([Path(d) for d in args.run_dirs], out, args.title))
+    r = sub.add_parser("report", help="markdown table of results over seeds: training "
+                       "mean-100, final evaluation, its IQM with a 95%% bootstrap CI")
+    r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories")
+    r.add_argument("--out", metavar="FILE", help="also write the table (or JSON) to FILE")
+    r.add_argument("--json", action="store_true", help="print the figures as JSON instead")
+    _group_options(r)
+
+
+def _group_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--group-by", choices=["config", "preset", "parent"], help="which runs "
+                   "are seeds of one setting: config (default) = same preset and same "
+                   "env/model/algo keys (run.* such as seed, total_steps, eval never "
+                   "split a group); preset = preset name only; parent = the folder "
+                   "holding the run dir")
+    p.add_argument("--resamples", type=int, metavar="N", help="bootstrap resamples of "
+                   "the seeds (default 2000, fixed RNG seed 0)")
+
+
+def cmd_plot(args) -> int:
+    from actorcritic.run.plots import plot_aggregate, plot_runs
+
+    if any(v is not None and v < 1 for v in (args.smooth, args.resamples)):
+        raise UserError("--smooth and --resamples must be at least 1")
+    dirs = [Path(d) for d in args.run_dirs]
+    if not args.aggregate:
+        if args.stat or args.group_by or args.resamples:
+            raise UserError("--stat, --group-by and --resamples go with --aggregate")
+        out = Path(args.out) if args.out else dirs[0] / "returns.png"
+        print(plot_runs(dirs, out, args.title, smooth=args.smooth))
+        return 0
+    out = Path(args.out) if args.out else dirs[0] / "aggregate.png"
+    print(plot_aggregate(dirs, out, args.title, stat=args.stat or "mean",
+                         group_by=args.group_by or "config",
+                         resamples=args.resamples or 2000))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from actorcritic.run.report import markdown, report
+
+    if args.resamples is not None and args.resamples < 1:
+        raise UserError("--resamples must be at least 1")
+    result = report(args.run_dirs, args.group_by or "config", args.resamples or 2000)
+    text = json.dumps(result, indent=2) + "\n" if args.json else markdown(result)
+    if args.out:
+        try:
+            Path(args.out).write_text(text)
+        except OSError as exc:
+            raise UserError(f"cannot write {args.out}: {exc.strerror}") from None
+    print(text, end="")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from actorcritic.tune import tune
+
+    summary = tune(args.preset, args.trials, tune_dir=args.tune_dir, space=args.space,
+                   trial_steps=args.trial_steps, overrides=args.overrides, seed=args.seed,
+                   vary_seed=args.vary_seed, jobs=args.jobs, prune=args.prune,
+                   quiet=args.quiet)
+    return 0 if "best" in summary else 1
+
+
+def _export_parser(sub) -> None:
+    x = sub.add_parser("export", help="export an agent's policy and value to an ONNX graph "
+                       "(one acting step, checked against ONNX Runtime)")
+    x.add_argument("target", help="run dir (its best checkpoint), checkpoint file, or zoo "
+                   "agent (zoo/NAME or NAME)")
+    x.add_argument("--onnx", required=True, metavar="FILE", help="the ONNX file to write "
+                   "(replaced if it exists; nothing is written if the check fails)")
+    x.add_argument("--opset", type=int, default=18, help="ONNX opset, 18 to 23 (default 18)")
+
+
+def cmd_export(args) -> int:
+    import torch
+
+    from actorcritic.export import export_checkpoint
+
+    torch.set_num_threads(1)
+    print("\n".join(export_checkpoint(args.target, args.onnx, args.opset).lines()))
     return 0
 
 
@@ -156,9 +281,10 @@ def cmd_config(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    handler = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot,
-               "presets": cmd_presets, "config": cmd_config}[args.command]
+    args = build_parser().parse_args(argv)
+    handler = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "report": cmd_report,
+               "presets": cmd_presets, "config": cmd_config, "tune": cmd_tune,
+               "export": cmd_export}[args.command]
     try:
         return handler(args)
     except UserError as exc:
