@@ -35,7 +35,8 @@ from torch import nn
 from actorcritic.algos.child import child_setup, report_error
 from actorcritic.algos.shared_optim import make_shared_optimizer
 from actorcritic.algos.update import clip_and_measure, guard_update, lr_at, rollout_loss
-from actorcritic.errors import NonFiniteError, WorkerFailure
+from actorcritic.errors import WorkerFailure
+from actorcritic.run.loop import keeping_last_good
 
 STEPS, UPDATES, EPISODES = 0, 1, 2  # columns of the shared counters
 JOIN_GRACE = 5.0                    # seconds children get to stop before SIGTERM, then SIGKILL
@@ -426,19 +427,19 @@ def run_a3c(session, model: nn.Module, resume=None) -> None:
         session.save(name, tensors, {"optimizer": opt_meta, "algo": "a3c",
                                      "worker_restarts": pool.restarts})
 
-    session.checkpoint = checkpoint
-    try:
-        pool.start_all()
-        _monitor(session, pool, counters, checkpoint)
-    except (WorkerFailure, NonFiniteError):
+    def stop_workers() -> None:
         pool.shutdown()
         _sync_counters(session, counters)
-        checkpoint("final")
-        raise
+
+    session.checkpoint = checkpoint
+    try:
+        with keeping_last_good(session, before_final=stop_workers):
+            pool.start_all()
+            _monitor(session, pool, counters, checkpoint)
+            stop_workers()
+            checkpoint("final")
     finally:
         pool.shutdown()
-    _sync_counters(session, counters)
-    checkpoint("final")
 
 
 def _sync_counters(session, counters: torch.Tensor) -> None:

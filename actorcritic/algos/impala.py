@@ -27,9 +27,11 @@ from torch import nn
 
 from actorcritic.algos.losses import actor_critic_loss
 from actorcritic.algos.returns import vtrace
-from actorcritic.algos.update import apply_update, lr_at, make_optimizer, rollout_loss
+from actorcritic.algos.update import apply_update, make_optimizer, rollout_loss
 from actorcritic.config import AlgoConfig, Config, config_from_dict
 from actorcritic.errors import NonFiniteError, WorkerFailure
+from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
+from actorcritic.run.loop import Collected, run_loop
 
 # ---------------------------------------------------------------- parameters as one vector
 
@@ -182,74 +184,95 @@ class ExperienceSource(Protocol):
     def close(self) -> None: ...
 
 
+class TrajectorySampler:
+    """Experience from workers elsewhere (local actor processes or Ray actors): a batch of
+    `batch_size` items per update; the newest parameters are published after each."""
+
+    def __init__(self, source: ExperienceSource, model: nn.Module, version: int,
+                 batch_size: int, backend: str):
+        self.source, self.model, self.version = source, model, version
+        self.batch_size, self.backend = batch_size, backend
+        self.started = False
+
+    def next(self, log_now: bool) -> Collected:
+        if not self.started:  # inside the loop's failure path
+            self.source.start(self.version, flat_params(self.model))
+            self.started = True
+        items = [self.source.next() for _ in range(self.batch_size)]
+        lag = float(np.mean([self.version - it["version"] for it in items]))
+        return Collected(sum(it["steps"] for it in items), items,
+                         [(it["index"], it["episodes"]) for it in items],
+                         {"diag/policy_lag": lag,
+                          "diag/worker_restarts": self.source.restarts})
+
+    def publish(self, version: int, model: nn.Module) -> None:
+        self.version = version
+        self.source.publish(version, flat_params(model))
+
+    def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """The workers' envs are elsewhere: checkpoints keep no env state."""
+        meta["backend"] = self.backend
+
+    def close(self) -> None:
+        self.source.close()
+
+
+class CentralLearner:
+    """mode="trajectories" (IMPALA): the V-trace loss on a batch of trajectories.
+    mode="gradients" (A3C on Ray): apply the gradient a worker computed."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, cfg,
+                 device: torch.device, mode: str):
+        self.model, self.optimizer, self.cfg, self.device, self.mode = \
+            model, optimizer, cfg, device, mode
+        self.params = [p for p in model.parameters() if p.requires_grad]
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        opt_tensors, opt_meta = optimizer_tensors(self.optimizer)
+        tensors.update(opt_tensors)
+        meta["optimizer"] = opt_meta
+
+    def update(self, collected: Collected, update: int, log_now: bool):
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.mode == "trajectories":
+            loss, stats = impala_loss(self.model, collate(collected.data, self.device),
+                                      self.cfg.algo, with_stats=log_now)
+            loss.backward()
+        else:
+            item = collected.data[0]
+            grads = torch.tensor(item["grads"], device=self.device)  # Ray: read-only
+            offset = 0
+            for p in self.model.parameters():
+                p.grad = grads[offset:offset + p.numel()].view_as(p).clone()
+                offset += p.numel()
+            loss, stats = torch.tensor(item["loss"]), dict(item["stats"])
+        apply_update(self.model, self.optimizer, self.params, loss, stats, self.cfg, update,
+                     log_now)
+        return stats, []
+
+
 def run_learner(session, model: nn.Module, resume, source: ExperienceSource,
                 mode: str = "trajectories") -> None:
-    """The learner in the driver process.
+    """The learner in the driver process, on the one loop.
 
     mode="trajectories" (IMPALA): batch `algo.learner_batch` trajectories, V-trace loss,
     one optimizer step. mode="gradients" (A3C on Ray): apply each worker gradient as it
     arrives. Either way the new parameters are published after every step.
     """
-    from actorcritic.run.checkpoint import load_optimizer, model_tensors, optimizer_tensors
-
     cfg = session.cfg
     optimizer = make_optimizer(model.parameters(), cfg.algo)
-    params = [p for p in model.parameters() if p.requires_grad]
     if resume is not None:
         load_optimizer(optimizer, resume)
         torch.set_rng_state(resume.tensors["extra.rng_torch"])
         session.progress.message("resume: the workers' envs start new episodes")
-
-    def checkpoint(name: str) -> None:
-        tensors = model_tensors(model)
-        opt_tensors, opt_meta = optimizer_tensors(optimizer)
-        tensors.update(opt_tensors)
-        tensors["extra.rng_torch"] = torch.get_rng_state()
-        session.save(name, tensors, {"optimizer": opt_meta, "algo": cfg.algo.name,
-                                     "backend": cfg.run.backend})
-
-    session.checkpoint = checkpoint
     batch_size = cfg.algo.learner_batch if mode == "trajectories" else 1
-    try:
-        source.start(session.updates, flat_params(model))
-        while not session.should_stop():
-            items = []
-            while len(items) < batch_size:
-                item = source.next()
-                session.add_steps(item["steps"], updates=0)
-                session.record_episodes(item["episodes"], worker=item["index"])
-                items.append(item)
-            lag = float(np.mean([session.updates - it["version"] for it in items]))
-            lr = lr_at(cfg.algo, session.env_steps, cfg.run.total_steps, session.window.count)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            log_now = (session.updates + 1) % cfg.run.log_every == 0
-            if mode == "trajectories":
-                loss, stats = impala_loss(model, collate(items, session.device), cfg.algo,
-                                          with_stats=log_now)
-                loss.backward()
-            else:
-                item = items[0]
-                grads = torch.tensor(item["grads"], device=session.device)  # Ray: read-only
-                offset = 0
-                for p in model.parameters():
-                    p.grad = grads[offset:offset + p.numel()].view_as(p).clone()
-                    offset += p.numel()
-                loss, stats = torch.tensor(item["loss"]), dict(item["stats"])
-            apply_update(model, optimizer, params, loss, stats, cfg, session.updates, log_now)
-            session.add_steps(0, updates=1)
-            source.publish(session.updates, flat_params(model))
-            if log_now:
-                stats["charts/lr"] = lr
-                stats["diag/policy_lag"] = lag
-                stats["diag/worker_restarts"] = source.restarts
-                session.log(stats)
-            session.end_of_update(model, logged=log_now)
-        checkpoint("final")
-    except (NonFiniteError, WorkerFailure):
-        checkpoint("final")
-        raise
+    sampler = TrajectorySampler(source, model, session.updates, batch_size, cfg.run.backend)
+    run_loop(session, model, sampler, CentralLearner(model, optimizer, cfg, session.device,
+                                                     mode))
 
 
 # ---------------------------------------------------------------- the local backend

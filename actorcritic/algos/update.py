@@ -118,6 +118,3 @@ def apply_update(model: nn.Module, optimizer: torch.optim.Optimizer, params: lis
     if log_now:
         stats.update(grad_stats(params))
     optimizer.step()
-
-
-# ---------------------------------------------------------------- the A2C driver

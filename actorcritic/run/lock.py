@@ -23,25 +23,37 @@ class RunDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunDirLock:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise RunDirError(f"run dir {self.path.parent} cannot be written: "
-                              f"{exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        while True:  # the file may be unlinked by its holder between our open and flock
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise RunDirError(f"run dir {self.path.parent} is in use by another "
+                                  f"actorcritic process (pid {holder}); wait for it to end, "
+                                  f"or choose another --run-dir") from None
+            try:
+                if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            raise RunDirError(f"run dir {self.path.parent} is in use by another actorcritic "
-                              f"process (pid {holder}); wait for it to end, or choose "
-                              f"another --run-dir") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
 
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"run dir {self.path.parent} cannot be written: "
+                              f"{exc.strerror}") from None
+
     def release(self) -> None:
+        """Remove the lock file and drop the lock (a run that ends leaves no trace)."""
         if self._fd is not None:
+            self.path.unlink(missing_ok=True)
             os.close(self._fd)  # closing the file drops the lock
             self._fd = None

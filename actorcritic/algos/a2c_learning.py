@@ -1,0 +1,91 @@
+"""A2C's learners: one rollout -> one optimizer step.
+
+- `TorchLearner`: the loss by autograd (replaying the recorded acting passes where the
+  sampler kept them), clip, NaN guard, step. With algo.overlap the gradient is taken on
+  the copy that acted and applied to the newest parameters.
+- `NumpyLearner`: the same update with hand-derived gradients in NumPy (small MLPs).
+- `ProcessLearner`: this process's gradient plus the helpers', weighted by valid steps,
+  then one step (algo.processes).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from actorcritic.algos.a2c_parallel import torch_threads, valid_count
+from actorcritic.algos.update import apply_update, rollout_loss
+from actorcritic.run.checkpoint import optimizer_tensors
+from actorcritic.run.loop import Collected
+
+
+class OptimizerState:
+    """What every learner shares: its optimizer's learning rate and checkpoint state."""
+
+    optimizer: torch.optim.Optimizer
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        opt_tensors, opt_meta = optimizer_tensors(self.optimizer)
+        tensors.update(opt_tensors)
+        meta["optimizer"] = opt_meta
+
+
+class TorchLearner(OptimizerState):
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, cfg,
+                 device: torch.device, overlap=None):
+        self.model, self.optimizer, self.cfg, self.device = model, optimizer, cfg, device
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.overlap = overlap  # OverlappedRollouts, when the sampler acts on a thread
+
+    def update(self, collected: Collected, update: int, log_now: bool):
+        buf, acting_model, token = collected.data
+        acted, buf.acted = buf.acted, None
+        # The gradient is taken at the parameters that acted.
+        loss, stats = rollout_loss(acting_model, buf.to(self.device), self.cfg.algo,
+                                   with_stats=log_now, acted=acted)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.overlap is not None:
+            self.overlap.take_gradients(token)
+        apply_update(self.model, self.optimizer, self.params, loss, stats, self.cfg, update,
+                     log_now)
+        if self.overlap is not None:
+            self.overlap.release(token)
+        return stats, []
+
+
+class NumpyLearner(OptimizerState):
+    def __init__(self, numpy_update):
+        self.numpy_update = numpy_update  # numpy_update.NumpyA2CUpdate
+        self.optimizer = numpy_update.optimizer
+
+    def update(self, collected: Collected, update: int, log_now: bool):
+        buf = collected.data[0]
+        return self.numpy_update(buf, update, with_stats=log_now), []
+
+
+class ProcessLearner(OptimizerState):
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, cfg,
+                 device: torch.device, helpers, own_grad: torch.Tensor, tail_threads: int):
+        self.model, self.optimizer, self.cfg, self.device = model, optimizer, cfg, device
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.helpers, self.own_grad, self.tail_threads = helpers, own_grad, tail_threads
+
+    def update(self, collected: Collected, update: int, log_now: bool):
+        buf = collected.data[0]
+        acted, buf.acted = buf.acted, None
+        loss, stats = rollout_loss(self.model, buf.to(self.device), self.cfg.algo,
+                                   with_stats=log_now, acted=acted)
+        self.own_grad.zero_()
+        loss.backward()
+        # The tail (combine, clip, step) runs on every core while the helpers wait.
+        with torch_threads(self.tail_threads):
+            loss, stats, by_rank = self.helpers.finish_update(
+                self.own_grad, valid_count(buf), loss, stats)
+            apply_update(self.model, self.optimizer, self.params, loss, stats, self.cfg,
+                         update, log_now)
+        return stats, list(by_rank.items())
