@@ -28,6 +28,7 @@ test: $(VENV)/.installed-test
 	@# cannot be built (no root/sudo for apt), its tests skip and say why.
 	@scripts/install_gfootball.sh || echo "note: official football engine not built; its tests are skipped (see 'make football')"
 	$(BIN)/ruff check actorcritic tests benchmarks scripts
+	$(BIN)/python scripts/check_structure.py
 	$(BIN)/python -m pytest
 
 football: $(VENV)/.installed

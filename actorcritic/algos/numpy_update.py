@@ -157,6 +157,27 @@ class NumpyA2CUpdate:
         """Loss, gradients, clipping, NaN guard and one optimizer step on `buf`; returns the
         same statistics as the torch update (all of them only `with_stats`)."""
         cfg, b = self.cfg, buf.np
+        losses, (logp, entropy, values, advantages, returns) = self._loss_and_gradients(buf)
+        grad_norm = float(np.sqrt(np.dot(self.grad, self.grad)))
+        if self.nan_guard:
+            self._guard(*losses, grad_norm, update)
+        if cfg.max_grad_norm > 0 and np.isfinite(grad_norm):
+            coef = cfg.max_grad_norm / (grad_norm + 1e-6)
+            if coef < 1.0:
+                self.grad *= np.float32(coef)
+        stats: dict[str, float | torch.Tensor] = {"losses/total": float(losses[0])}
+        if with_stats:  # the torch update's statistics, gradients as they are stepped with
+            stats = self._stats(logp, entropy, values, advantages, returns, b.valid)
+            stats["diag/grad_max"] = float(np.abs(self.grad).max())
+            stats["diag/grad_var"] = float(self.grad.var(ddof=1))
+        stats["diag/grad_norm"] = grad_norm
+        self._step()
+        return stats
+
+    def _loss_and_gradients(self, buf: RolloutBuffer):
+        """Forward over the rollout, the A2C loss, and its gradient into `self.grad`.
+        Returns ((loss, policy, value, entropy losses), what the statistics need)."""
+        cfg, b = self.cfg, buf.np
         T, N = buf.num_steps, buf.num_envs
         rows = T * N
         obs = b.obs.reshape((T + 1) * N, -1).astype(np.float32, copy=False)
@@ -207,22 +228,8 @@ class NumpyA2CUpdate:
         else:
             self._trunk_backward(actor_outs, self.actor, dfeatures, rows)
             self._trunk_backward(critic_outs, self.critic, dvalue_features, rows)
-
-        grad_norm = float(np.sqrt(np.dot(self.grad, self.grad)))
-        if self.nan_guard:
-            self._guard(loss, policy_loss, value_loss, entropy_mean, grad_norm, update)
-        if cfg.max_grad_norm > 0 and np.isfinite(grad_norm):
-            coef = cfg.max_grad_norm / (grad_norm + 1e-6)
-            if coef < 1.0:
-                self.grad *= np.float32(coef)
-        stats: dict[str, float | torch.Tensor] = {"losses/total": float(loss)}
-        if with_stats:  # the torch update's statistics, gradients as they are stepped with
-            stats = self._stats(logp, entropy, values, advantages, returns, b.valid)
-            stats["diag/grad_max"] = float(np.abs(self.grad).max())
-            stats["diag/grad_var"] = float(self.grad.var(ddof=1))
-        stats["diag/grad_norm"] = grad_norm
-        self._step()
-        return stats
+        return ((loss, policy_loss, value_loss, entropy_mean),
+                (logp, entropy, values, advantages, returns))
 
     def _stats(self, logp, entropy, values, advantages, returns, valid) -> dict:
         """The logged statistics, from the torch loss on the same numbers (logged updates

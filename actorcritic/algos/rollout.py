@@ -102,6 +102,76 @@ def check_finite(name: str, array: np.ndarray, step: int) -> None:
                              f"rollout step {step}")
 
 
+class TorchActing:
+    """Acting with `model.act`: one inference-mode forward pass per step."""
+
+    def __init__(self, model: ActorCritic, state: State, device: torch.device,
+                 generator: torch.Generator | None):
+        self.model, self.state, self.device, self.generator = model, state, device, generator
+
+    def inputs(self, buf: RolloutBuffer, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        obs_t, first_t = buf.obs[t], buf.first[t]
+        if self.device.type != "cpu":
+            obs_t, first_t = obs_t.to(self.device, non_blocking=True), first_t.to(self.device)
+        return obs_t, first_t
+
+    def step(self, buf: RolloutBuffer, t: int):
+        action, logp, value, self.state = self.model.act(*self.inputs(buf, t), self.state,
+                                                         generator=self.generator)
+        return action.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
+
+    def finish(self, buf: RolloutBuffer, rec) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return None
+
+
+class KeptGraphActing(TorchActing):
+    """Acting whose forward passes the update reuses: kept with their autograd graph, or
+    (CNNs, `replaying`) recorded layer by layer and replayed as one batch (replay.py)."""
+
+    def __init__(self, model: ActorCritic, state: State, device: torch.device,
+                 generator: torch.Generator | None, replaying: bool):
+        super().__init__(model, state, device, generator)
+        self.replaying = replaying
+        self.params: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+
+    def step(self, buf: RolloutBuffer, t: int):
+        obs_t, first_t = self.inputs(buf, t)
+        with torch.no_grad() if self.replaying else contextlib.nullcontext():
+            params, value, self.state = self.model(obs_t[None], first_t[None], self.state)
+        if not self.replaying:
+            self.params.append(params[0])
+            self.values.append(value[0])
+        with torch.no_grad():
+            action, logp = self.model.policy.sample_with_logp(params[0].detach(),
+                                                              generator=self.generator)
+        return action.cpu().numpy(), logp.cpu().numpy(), value[0].detach().cpu().numpy()
+
+    def finish(self, buf: RolloutBuffer, rec) -> tuple[torch.Tensor, torch.Tensor]:
+        """(policy params [T, N, P], values [T+1, N]; row T, the bootstrap, detached)."""
+        last_obs, last_first = self.inputs(buf, buf.num_steps)
+        with torch.no_grad():
+            _, bootstrap, _ = self.model(last_obs[None], last_first[None], self.state)
+        if self.replaying:
+            params, values = replay(self.model, rec, buf.num_steps, buf.num_envs)
+        else:
+            params, values = torch.stack(self.params), torch.stack(self.values)
+        return params, torch.cat([values, bootstrap])
+
+
+class NumpyActing:
+    """Acting in NumPy (small MLP policies on the CPU; models/numpy_actor.py)."""
+
+    def __init__(self, actor: NumpyActor, state: State):
+        self.actor, self.state = actor, state
+
+    def step(self, buf: RolloutBuffer, t: int):
+        return self.actor(buf.np.obs[t])
+
+    def finish(self, buf: RolloutBuffer, rec) -> None:
+        return None
+
+
 def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry: Carry,
                     to_env: ActionAdapter, nan_guard: bool = True,
                     keep_graph: bool = False, actor: NumpyActor | None = None,
@@ -109,83 +179,63 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
                     ) -> list[Episode]:
     """Act for buf.num_steps steps from `carry`, filling `buf`; updates `carry` in place.
 
-    With `keep_graph` (feedforward models only) the forward passes made while acting are
-    kept in `buf.acted` with their autograd graph, so the update can backpropagate through
-    them instead of running the whole rollout through the network a second time. The
-    parameters do not change during a rollout, so the gradient is the same. CNN encoders
-    record their layer outputs and replay them as one batch (models/replay.py); other
-    models act with autograd on. With `actor` (small MLP policies on the CPU) acting runs
-    in NumPy. The rewards stored are the env's times `reward_scale` (what returns and losses
-    see; episode statistics come from the env and stay raw). Torch policies sample from
-    `generator` (default: torch's global random stream).
+    How the policy acts is one of three backends, picked here: `actor` (small MLP policies
+    on the CPU) acts in NumPy; with `keep_graph` (feedforward models only) the forward
+    passes made while acting are kept in `buf.acted` (CNN encoders record their layer
+    outputs and replay them as one batch, models/replay.py; other models keep autograd
+    on), so the update backpropagates through them instead of running the rollout
+    through the network a second time (the parameters do not change during a rollout, so
+    the gradient is the same); otherwise `model.act`. The rewards stored are the env's
+    times `reward_scale` (what returns and losses see; episode statistics come from the
+    env and stay raw). Torch policies sample from `generator` (default: torch's global
+    random stream).
     """
-    episodes: list[Episode] = []
-    b = buf.np
     device = carry.state[0].device if carry.state else buf.device
-    on_cpu = device.type == "cpu"
+    replaying = keep_graph and supports_replay(model)
+    if actor is not None:
+        acting = NumpyActing(actor, carry.state)
+    elif keep_graph:
+        acting = KeptGraphActing(model, carry.state, device, generator, replaying)
+    else:
+        acting = TorchActing(model, carry.state, device, generator)
     buf.start_state = carry.state
-    state = carry.state
     buf.obs[0].copy_(carry.obs)
     first = carry.first.cpu().numpy().copy()
     reset_next = carry.reset_next.cpu().numpy().copy()
-    check_obs = nan_guard and b.obs.dtype.kind == "f"
-    replaying = keep_graph and supports_replay(model)
-    acted_params: list[torch.Tensor] = []
-    acted_values: list[torch.Tensor] = []
     with recording(model) if replaying else contextlib.nullcontext() as rec:
-        for t in range(buf.num_steps):
-            b.first[t] = first
-            b.valid[t] = ~reset_next
-            if actor is not None:
-                action, logp, value = actor(b.obs[t])
-            else:
-                obs_t, first_t = buf.obs[t], buf.first[t]
-                if not on_cpu:
-                    obs_t, first_t = obs_t.to(device, non_blocking=True), first_t.to(device)
-                if keep_graph:
-                    with torch.no_grad() if replaying else contextlib.nullcontext():
-                        params, value, state = model(obs_t[None], first_t[None], state)
-                    if not replaying:
-                        acted_params.append(params[0])
-                        acted_values.append(value[0])
-                    with torch.no_grad():
-                        action, logp = model.policy.sample_with_logp(params[0].detach(),
-                                                                     generator=generator)
-                    value = value[0].detach()
-                else:
-                    action, logp, value, state = model.act(obs_t, first_t, state,
-                                                           generator=generator)
-                action, logp, value = action.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
-            b.actions[t] = action
-            b.logp[t] = logp
-            b.values[t] = value
-            obs, reward, terminated, truncated, finished = envs.step(to_env(b.actions[t]))
-            if nan_guard:
-                check_finite("reward", reward, t)
-                if check_obs:
-                    check_finite("observation", obs, t)
-            b.obs[t + 1] = obs
-            b.rewards[t] = reward if reward_scale == 1.0 else reward * reward_scale
-            b.terminated[t] = terminated
-            b.truncated[t] = truncated
-            first = reset_next
-            reset_next = ~reset_next & (terminated | truncated)
-            if finished:
-                episodes.extend(finished)
-    b.first[-1] = first
+        episodes, first, reset_next = _steps(envs, buf, acting, to_env, first, reset_next,
+                                             nan_guard, reward_scale)
+    buf.np.first[-1] = first
     if keep_graph:
-        last_obs, last_first = buf.obs[-1], buf.first[-1]
-        if not on_cpu:
-            last_obs, last_first = last_obs.to(device), last_first.to(device)
-        with torch.no_grad():
-            _, bootstrap, _ = model(last_obs[None], last_first[None], state)
-        if replaying:
-            params, values = replay(model, rec, buf.num_steps, buf.num_envs)
-        else:
-            params, values = torch.stack(acted_params), torch.stack(acted_values)
-        buf.acted = (params, torch.cat([values, bootstrap]))
+        buf.acted = acting.finish(buf, rec)
     carry.obs.copy_(buf.obs[-1])
     carry.first.copy_(torch.from_numpy(first))
     carry.reset_next.copy_(torch.from_numpy(reset_next))
-    carry.state = state
+    carry.state = acting.state
     return episodes
+
+
+def _steps(envs: VecEnv, buf: RolloutBuffer, acting, to_env: ActionAdapter, first: np.ndarray,
+           reset_next: np.ndarray, nan_guard: bool, reward_scale: float):
+    """The per-step loop of `collect_rollout`: act, step the envs, store."""
+    episodes: list[Episode] = []
+    b = buf.np
+    check_obs = nan_guard and b.obs.dtype.kind == "f"
+    for t in range(buf.num_steps):
+        b.first[t] = first
+        b.valid[t] = ~reset_next
+        b.actions[t], b.logp[t], b.values[t] = acting.step(buf, t)
+        obs, reward, terminated, truncated, finished = envs.step(to_env(b.actions[t]))
+        if nan_guard:
+            check_finite("reward", reward, t)
+            if check_obs:
+                check_finite("observation", obs, t)
+        b.obs[t + 1] = obs
+        b.rewards[t] = reward if reward_scale == 1.0 else reward * reward_scale
+        b.terminated[t] = terminated
+        b.truncated[t] = truncated
+        first = reset_next
+        reset_next = ~reset_next & (terminated | truncated)
+        if finished:
+            episodes.extend(finished)
+    return episodes, first, reset_next
