@@ -14,24 +14,8 @@ import torch
 from torch import nn
 
 from actorcritic.algos.a2c_parallel import torch_threads, valid_count
-from actorcritic.algos.update import apply_update, rollout_loss
-from actorcritic.run.checkpoint import optimizer_tensors
+from actorcritic.algos.update import OptimizerState, apply_update, rollout_loss
 from actorcritic.run.loop import Collected
-
-
-class OptimizerState:
-    """What every learner shares: its optimizer's learning rate and checkpoint state."""
-
-    optimizer: torch.optim.Optimizer
-
-    def set_lr(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        opt_tensors, opt_meta = optimizer_tensors(self.optimizer)
-        tensors.update(opt_tensors)
-        meta["optimizer"] = opt_meta
 
 
 class TorchLearner(OptimizerState):

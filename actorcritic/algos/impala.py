@@ -27,10 +27,10 @@ from torch import nn
 
 from actorcritic.algos.losses import actor_critic_loss
 from actorcritic.algos.returns import vtrace
-from actorcritic.algos.update import apply_update, make_optimizer, rollout_loss
+from actorcritic.algos.update import OptimizerState, apply_update, make_optimizer, rollout_loss
 from actorcritic.config import AlgoConfig, Config, config_from_dict
 from actorcritic.errors import NonFiniteError, WorkerFailure
-from actorcritic.run.checkpoint import load_optimizer, optimizer_tensors
+from actorcritic.run.checkpoint import load_optimizer
 from actorcritic.run.loop import Collected, run_loop
 
 # ---------------------------------------------------------------- parameters as one vector
@@ -217,7 +217,7 @@ class TrajectorySampler:
         self.source.close()
 
 
-class CentralLearner:
+class CentralLearner(OptimizerState):
     """mode="trajectories" (IMPALA): the V-trace loss on a batch of trajectories.
     mode="gradients" (A3C on Ray): apply the gradient a worker computed."""
 
@@ -226,15 +226,6 @@ class CentralLearner:
         self.model, self.optimizer, self.cfg, self.device, self.mode = \
             model, optimizer, cfg, device, mode
         self.params = [p for p in model.parameters() if p.requires_grad]
-
-    def set_lr(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        opt_tensors, opt_meta = optimizer_tensors(self.optimizer)
-        tensors.update(opt_tensors)
-        meta["optimizer"] = opt_meta
 
     def update(self, collected: Collected, update: int, log_now: bool):
         self.optimizer.zero_grad(set_to_none=True)

@@ -19,6 +19,7 @@ from actorcritic.algos.rollout import RolloutBuffer
 from actorcritic.config import AlgoConfig
 from actorcritic.errors import NonFiniteError
 from actorcritic.models.encoders import MLP
+from actorcritic.run.checkpoint import optimizer_tensors
 
 
 def rollout_loss(model: nn.Module, buf: RolloutBuffer, cfg: AlgoConfig, with_stats: bool = True,
@@ -118,3 +119,18 @@ def apply_update(model: nn.Module, optimizer: torch.optim.Optimizer, params: lis
     if log_now:
         stats.update(grad_stats(params))
     optimizer.step()
+
+
+class OptimizerState:
+    """What every learner shares: its optimizer's learning rate and checkpoint state."""
+
+    optimizer: torch.optim.Optimizer
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        opt_tensors, opt_meta = optimizer_tensors(self.optimizer)
+        tensors.update(opt_tensors)
+        meta["optimizer"] = opt_meta

@@ -1,0 +1,42 @@
+"""An env for the contract tests, importable by spawned worker processes through the env id
+`contract_envs:Contract-v0` (the tests put this folder on PYTHONPATH)."""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+import numpy as np
+
+
+class ContractEnv(gym.Env):
+    """3 float32 features, 2 actions, reward 1 for action 1, episodes of 20 steps. With
+    CONTRACT_FAULT=raise|nan_obs in the environment, every env misbehaves from its
+    CONTRACT_AFTER-th step on."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self):
+        self.fault = os.environ.get("CONTRACT_FAULT", "")
+        self.after = int(os.environ.get("CONTRACT_AFTER", "0"))
+        self.steps = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.full(3, 0.1, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        self.steps += 1
+        obs = np.full(3, self.t / 100, np.float32)
+        if self.fault and self.steps > self.after:
+            if self.fault == "raise":
+                raise ValueError(f"sensor unplugged at step {self.steps}")
+            obs[1] = np.nan
+        return obs, float(action == 1), False, self.t >= 20, {}
+
+
+if "Contract-v0" not in gym.registry:
+    gym.register("Contract-v0", entry_point=ContractEnv)

@@ -1,0 +1,110 @@
+"""The contract every algorithm and sampler placement keeps, tried on a real CLI process:
+
+- an environment that raises mid-run: non-zero exit, one clear line, and a final
+  checkpoint holding the last good (finite) parameters;
+- SIGINT: a final checkpoint, exit 0, and --resume continues from it;
+- a NaN from the environment: the run stops, naming the cause.
+
+Killed and hung workers are covered per placement in test_a3c.py, test_impala.py and
+test_a2c_parallel.py; the Ray placements in test_ray.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from procs import cli_process, wait_for_metrics
+
+from actorcritic.run.checkpoint import load_checkpoint
+
+TESTS = Path(__file__).resolve().parent
+CLI = [sys.executable, "-m", "actorcritic.cli", "train"]
+COMMON = ["env.id=contract_envs:Contract-v0", "env.backend=sync", "env.num_envs=2",
+          "run.eval_episodes=0", "run.log_every=2", "algo.num_steps=5", "run.torch_threads=1",
+          "run.checkpoint_every=4", "run.eval_every=0", "run.stop_eval_return=null",
+          "algo.normalize_advantage=false"]
+PLACEMENTS = {
+    "a2c-sync": ["algo.name=a2c"],
+    "a2c-overlap": ["algo.name=a2c", "algo.overlap=true"],
+    "a2c-processes": ["algo.name=a2c", "algo.processes=2"],
+    "a3c": ["algo.name=a3c", "algo.num_workers=2", "env.num_envs=1"],
+    "impala": ["algo.name=impala", "algo.num_workers=2"],
+}
+
+
+def env(**extra: str) -> dict:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(TESTS), os.environ.get("PYTHONPATH", "")]), **extra)
+
+
+def args(run_dir: Path, placement: str, *sets: str) -> list[str]:
+    return CLI + ["cartpole-a2c", "--run-dir", str(run_dir), "--quiet", "--set",
+                  *COMMON, *PLACEMENTS[placement], *sets]
+
+
+def error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("actorcritic: error: ")
+    return lines[0]
+
+
+def final_is_finite(run_dir: Path) -> dict:
+    final = load_checkpoint(run_dir / "checkpoints" / "final.safetensors")
+    model = final.section("model")
+    assert model and all(torch.isfinite(t).all() for t in model.values())
+    return final.meta["counters"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_env_error_mid_run_keeps_the_last_good_parameters(tmp_path, placement):
+    run_dir = tmp_path / "run"
+    out = subprocess.run(args(run_dir, placement, "run.total_steps=100000"),
+                         capture_output=True, text=True, timeout=300,
+                         env=env(CONTRACT_FAULT="raise", CONTRACT_AFTER="60"))
+    assert out.returncode != 0
+    line = error_line(out.stderr)
+    assert "sensor unplugged" in line and "last good checkpoint was written" in line, line
+    assert final_is_finite(run_dir)["env_steps"] > 0
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_nan_from_the_env_names_its_cause(tmp_path, placement):
+    run_dir = tmp_path / "run"
+    out = subprocess.run(args(run_dir, placement, "run.total_steps=100000"),
+                         capture_output=True, text=True, timeout=300,
+                         env=env(CONTRACT_FAULT="nan_obs", CONTRACT_AFTER="60"))
+    assert out.returncode == 3, out.stderr
+    assert "non-finite observation from the environment" in error_line(out.stderr)
+    final_is_finite(run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_sigint_writes_a_final_checkpoint_and_resume_continues(tmp_path, placement,
+                                                              monkeypatch):
+    run_dir = tmp_path / "run"
+    monkeypatch.setenv("PYTHONPATH", env()["PYTHONPATH"])
+    with cli_process(args(run_dir, placement, "run.total_steps=10000000")) as proc:
+        wait_for_metrics(proc, run_dir, rows=3, timeout=240)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    steps = final_is_finite(run_dir)["env_steps"]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+    resumed = subprocess.run(CLI + ["--resume", str(run_dir), "--quiet", "--set",
+                                    f"run.total_steps={steps + 400}"],
+                             capture_output=True, text=True, timeout=300, env=env())
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["env_steps"] >= steps + 400
