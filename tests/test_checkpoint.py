@@ -164,3 +164,23 @@ def test_signal_writes_final_checkpoint_and_leaves_no_child(tmp_path, sig):
     assert not [c for c in workers if running(c)]
     latest = CheckpointDir(run_dir).latest()
     assert latest is not None and latest.name == "final.safetensors"
+
+
+def test_a_run_written_before_the_one_loop_resumes_and_evaluates(tmp_path):
+    """tests/data/run-23d0e88: a cartpole-a2c run written at commit 23d0e88, before the
+    samplers/learners redesign; its checkpoint still loads, evaluates and resumes."""
+    import json
+    import shutil
+
+    import actorcritic
+
+    run_dir = tmp_path / "old"
+    shutil.copytree(Path(__file__).parent / "data" / "run-23d0e88", run_dir)
+    agent = actorcritic.load(run_dir)
+    assert agent.evaluate(2, seed=3)["episodes"] == 2
+    out = subprocess.run([sys.executable, "-m", "actorcritic.cli", "train", "--resume",
+                          str(run_dir), "--quiet", "--set", "run.total_steps=6000"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["env_steps"] >= 6000
