@@ -63,6 +63,12 @@ def model_tensors(ckpt) -> tuple[dict, str]:
     return {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}, "float16"
 
 
+def window_mean(meta: dict) -> float | None:
+    """The mean of the last 100 training episodes when the checkpoint was written."""
+    returns = meta.get("window", {}).get("returns", [])
+    return sum(returns) / len(returns) if returns else None
+
+
 def evaluate(agent_dir: Path, episodes: int, seed: int) -> dict:
     result = load(agent_dir).evaluate(episodes, deterministic=True, seed=seed)
     return {"episodes": episodes, "seed": seed, "greedy": True, "sticky_actions": 0.0,
@@ -79,10 +85,13 @@ def write_agent(run_dir: Path, staging: Path, args) -> dict:
     (staging / "config.yaml").write_text(yaml.safe_dump(ckpt.meta["config"], sort_keys=False))
     summary = json.loads((run_dir / "summary.json").read_text())
     summary.update({"machine": machine(), "command": args.command,
-                    "date": datetime.date.today().isoformat(), "commit": commit(),
+                    "date": datetime.date.today().isoformat(), "commit": args.commit or commit(),
                     "checkpoint": ckpt.path.name, "checkpoint_env_steps":
-                    ckpt.meta["counters"]["env_steps"]})
+                    ckpt.meta["counters"]["env_steps"],
+                    "checkpoint_mean_return_100": window_mean(ckpt.meta)})
     summary.pop("run_dir", None)
+    if "eval" in summary:  # the run's last parameters, not necessarily the shipped ones
+        summary["final_model_eval"] = summary.pop("eval")
     (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_runs([run_dir], staging / "curve.png", title=f"{args.name} (seed {summary['seed']})")
     record = {"evaluation": evaluate(staging, args.episodes, args.seed),
@@ -105,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guard-share", type=float, default=0.8,
                    help="the guard fails below this share of the recorded guard score")
     p.add_argument("--zoo-root", type=Path, default=zoo.ROOT, help="where the zoo lives")
+    p.add_argument("--commit", help="the commit the run trained at (default: HEAD)")
     p.add_argument("--force", action="store_true", help="replace even a better agent")
     args = p.parse_args(argv)
     if args.episodes < 10:

@@ -126,7 +126,7 @@ def _why_not_numpy_update(cfg, keep_graph: bool, supported: bool) -> str:
     if not cfg.run.numpy_update:
         return "numpy update off (run.numpy_update)"
     if keep_graph:
-        return "numpy update refused: the acting passes are replayed (a CNN)"
+        return "numpy update refused: a CNN, whose acting passes are replayed"
     if not supported:
         return "numpy update refused: it covers small MLPs with a Discrete head on the CPU"
     return ""
