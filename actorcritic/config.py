@@ -79,6 +79,11 @@ class ModelConfig:
     core_size: int = _f(128, "hidden units of the recurrent core", min=1)
     cnn_channels: int = _f(32, "small_cnn: channels per conv layer", min=1)
     cnn_dense: int = _f(128, "small_cnn: units of the dense layer after the convolutions", min=1)
+    normalize_obs: bool = _f(False, "normalize vector observations by running mean and "
+                             "variance (statistics are part of the model: saved, frozen when "
+                             "evaluating, exported)")
+    obs_clip: float = _f(10.0, "with model.normalize_obs: clip normalized observations to "
+                         "[-obs_clip, obs_clip]", min=0, min_exclusive=True)
     precision: str = _f("float32", "arithmetic of the CNN encoder (bfloat16: its convolutions "
                         "and dense layer run under autocast; parameters, heads, losses and "
                         "the optimizer stay float32; pays on CPUs with AVX512-BF16 or AMX)",
@@ -87,7 +92,7 @@ class ModelConfig:
 
 @dataclass
 class AlgoConfig:
-    name: str = _f("a2c", "algorithm", choices=("a2c", "a3c", "impala"))
+    name: str = _f("a2c", "algorithm", choices=("a2c", "a3c", "impala", "ppo"))
     lr: float = _f(7e-4, "learning rate", min=0, min_exclusive=True)
     lr_schedule: str = _f("constant", "learning-rate schedule: linear decays to 0 at total_steps; "
                           "log10 is lr / log10(0.01 * episode + 10)",
@@ -103,7 +108,22 @@ class AlgoConfig:
     ent_coef: float = _f(0.01, "entropy bonus coefficient", min=0)
     vf_coef: float = _f(0.5, "value loss coefficient", min=0)
     max_grad_norm: float = _f(0.5, "gradient-norm clip (0: off)", min=0)
-    normalize_advantage: bool = _f(False, "normalize advantages per batch")
+    normalize_advantage: bool = _f(False, "normalize advantages per batch (PPO: per minibatch)")
+    normalize_reward: bool = _f(False, "divide rewards by a running estimate of the discounted "
+                                "return's standard deviation (A2C/PPO on one process)")
+    reward_clip: float = _f(10.0, "with algo.normalize_reward: clip the scaled rewards to "
+                            "[-reward_clip, reward_clip]", min=0, min_exclusive=True)
+    epochs: int = _f(4, "PPO: passes over each rollout", min=1)
+    minibatches: int = _f(4, "PPO: minibatches per pass (recurrent models: of whole env "
+                          "sequences, so at most env.num_envs)", min=1)
+    clip_coef: float = _f(0.2, "PPO: clip range of the probability ratio", min=0,
+                          min_exclusive=True)
+    clip_schedule: str = _f("constant", "PPO: clip-range schedule (linear: decays to 0 at "
+                            "total_steps, as the learning rate)", choices=("constant", "linear"))
+    clip_value_loss: bool = _f(False, "PPO: clip the value change to clip_coef around the "
+                               "acting value (the value loss is the larger of both errors)")
+    target_kl: float = _f(0.0, "PPO: stop a rollout's epochs once a minibatch's approximate KL "
+                          "exceeds 1.5 x this (0: off)", min=0)
     reward_scale: float = _f(1.0, "multiply rewards by this for learning (returns, values, "
                              "losses); episode statistics stay raw", min=0, min_exclusive=True)
     reuse_acting_graph: str = _f("auto", "A2C: backpropagate through the forward passes made "
@@ -256,6 +276,8 @@ def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"{key} must be a finite number, got {value!r}")
     elif tp is str:
+        if isinstance(value, bool) and {"on", "off"} <= set(meta.get("choices") or ()):
+            value = "on" if value else "off"  # YAML reads a bare on/off as a boolean
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string, got {value!r}")
     elif tp is list or origin is list:
@@ -366,8 +388,9 @@ def check_consistency(cfg: Config) -> None:
         raise ConfigError(f"env.crop must be [top, bottom, left, right], got {cfg.env.crop}")
     if any(int(h) < 1 for h in cfg.model.hidden_sizes):
         raise ConfigError(f"model.hidden_sizes must be positive, got {cfg.model.hidden_sizes}")
+    _check_ppo_and_normalization(cfg)
     if cfg.algo.overlap:
-        if cfg.algo.name != "a2c":
+        if cfg.algo.name not in ("a2c", "ppo"):
             raise ConfigError(f"algo.overlap is for A2C; {cfg.algo.name} acts in its own "
                               f"workers already")
         if cfg.algo.processes > 1:
@@ -383,6 +406,34 @@ def check_consistency(cfg: Config) -> None:
         if cfg.algo.normalize_advantage:
             raise ConfigError("algo.normalize_advantage needs the whole batch's statistics; "
                               "it cannot be used with algo.processes > 1")
+
+
+def _check_ppo_and_normalization(cfg: Config) -> None:
+    one_process = cfg.algo.name in ("a2c", "ppo") and cfg.algo.processes == 1 \
+        and cfg.run.backend == "local"
+    for key, on in (("model.normalize_obs", cfg.model.normalize_obs),
+                    ("algo.normalize_reward", cfg.algo.normalize_reward)):
+        if on and not one_process:
+            raise ConfigError(f"{key} is for A2C and PPO in one process (algo.name a2c or "
+                              f"ppo, algo.processes 1, run.backend local): the statistics "
+                              f"live with the learner's model")
+    if cfg.algo.normalize_reward and cfg.algo.reward_scale != 1.0:
+        raise ConfigError("algo.normalize_reward and algo.reward_scale both scale rewards; "
+                          "choose one")
+    if cfg.algo.name != "ppo":
+        return
+    if cfg.run.backend == "ray":
+        raise ConfigError("algo.name=ppo runs in one process (its epochs reuse each rollout "
+                          "at changing parameters); run.backend=ray has IMPALA's actors: use "
+                          "algo.name=impala there")
+    if cfg.algo.processes > 1:
+        raise ConfigError("algo.name=ppo cannot split its update over algo.processes (each "
+                          "helper computes one gradient of its share; PPO takes many per "
+                          "rollout): use algo.overlap=true for a second core")
+    if cfg.model.core != "none" and cfg.algo.minibatches > cfg.env.num_envs:
+        raise ConfigError(f"recurrent PPO splits whole env sequences into minibatches: "
+                          f"algo.minibatches ({cfg.algo.minibatches}) must be <= env.num_envs "
+                          f"({cfg.env.num_envs})")
 
 
 def load_config(preset: str | Path | dict = "cartpole-a2c", overrides: list[str] | None = None,

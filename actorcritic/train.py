@@ -50,12 +50,20 @@ def _open_resumed(run_dir: Path, overrides: list[str] | None):
         raise
 
 
+def _new_model(cfg: Config, spaces) -> ActorCritic:
+    """The configured model, initialized from the run's seed."""
+    obs_space, action_space = spaces
+    set_threads(cfg, obs_space)
+    torch.manual_seed(cfg.run.seed)
+    return build_model(cfg, obs_space, action_space)
+
+
 def _run_algorithm(session: RunSession, model: ActorCritic, resume_ckpt) -> None:
     cfg = session.cfg
-    if cfg.algo.name == "a2c":
-        from actorcritic.algos.a2c import run_a2c
+    if cfg.algo.name in ("a2c", "ppo"):
+        from actorcritic.algos.a2c import run_vector
 
-        run_a2c(session, model, resume_ckpt)
+        run_vector(session, model, resume_ckpt)
     elif cfg.run.backend == "ray":
         from actorcritic.distributed.ray_backend import run_ray
 
@@ -100,7 +108,7 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
     from its newest checkpoint. init_from: a checkpoint whose matching tensors seed a new
     model. The run dir is locked for the whole run: a second process is refused.
     """
-    resume_ckpt = init_ckpt = spaces = None
+    resume_ckpt = init_ckpt = None
     if resume is not None:
         run_dir = Path(resume)
         cfg, resume_ckpt, lock = _open_resumed(run_dir, overrides)
@@ -111,15 +119,13 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
             cfg = apply_overrides(cfg, overrides)
         init_ckpt = load_checkpoint(resolve_checkpoint(init_from)) if init_from else None
         spaces = spaces_for(cfg)  # a bad env fails here, before the run dir exists
+        model = _new_model(cfg, spaces)  # and so does an impossible model
         run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
         lock = prepare_run_dir(run_dir, overwrite)
     try:
-        obs_space, action_space = spaces or spaces_for(cfg)
-        set_threads(cfg, obs_space)
-        torch.manual_seed(cfg.run.seed)
-        model = build_model(cfg, obs_space, action_space)
         # Load before the session touches the run dir (a resumed session truncates its logs).
         if resume_ckpt is not None:
+            model = _new_model(cfg, spaces_for(cfg))
             load_model_exact(model, resume_ckpt)
         elif init_ckpt is not None:
             loaded, skipped = load_model_partial(model, init_ckpt)

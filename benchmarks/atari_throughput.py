@@ -132,17 +132,17 @@ def synthetic_envs(env_cfg, seed: int) -> SyntheticEnvs:
 
 
 class Ours:
-    """The A2C driver's per-update work, exactly as run_a2c does it (minus logging):
+    """The A2C driver's per-update work, exactly as run_vector does it (minus logging):
     collect_rollout (keeping the acting graph, as the driver does for a feedforward CNN),
     rollout_loss, backward, clip, RMSprop step. `synthetic=True` replaces the emulators by
     SyntheticEnvs: the learner ceiling.
 
-    With `processes` > 1, run_a2c's `algo.processes` branch: every process collects its
+    With `processes` > 1, run_vector's `algo.processes` branch: every process collects its
     share and backpropagates, rank 0 (this process) combines the gradients, clips and
     steps; each process runs cores / processes torch threads and its share of the emulator
     threads (with `synthetic`, every process on SyntheticEnvs).
 
-    With `overlap`, run_a2c's `algo.overlap` branch: an acting thread collects the next
+    With `overlap`, run_vector's `algo.overlap` branch: an acting thread collects the next
     rollout (with the parameters from before the update) while this thread learns from the
     last one; each thread runs half of the cores' torch threads."""
 
@@ -173,7 +173,7 @@ class Ours:
         self.threads = max(1, cores // (2 if overlap else processes))
         self.tail_threads = cores
         if overlap:
-            acting_rng = torch.Generator().manual_seed(1)  # as run_a2c: a stream of its own
+            acting_rng = torch.Generator().manual_seed(1)  # as run_vector: a stream of its own
 
             def collect(model, buf):
                 return collect_rollout(self.envs, model, buf, self.carry, self.to_env, True,

@@ -3,7 +3,7 @@
 Per env step: acting with torch (`model.act`) and with NumPy (`NumpyActor`), and one step
 of 8 CartPoles on each backend. Per update (8 steps x 8 envs, a synthetic rollout): the
 forward pass, GAE, the whole loss, loss plus backward, gradient clipping, the Adam step;
-then the whole update in torch and in NumPy (`NumpyA2CUpdate`, what run_a2c uses here).
+then the whole update in torch and in NumPy (`NumpyA2CUpdate`, what run_vector uses here).
 
     cd benchmarks && ../.venv/bin/python update_breakdown.py
 """

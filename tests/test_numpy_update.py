@@ -49,7 +49,7 @@ def algo(**overrides) -> AlgoConfig:
 
 
 def torch_update(m: ActorCritic, opt, buf: RolloutBuffer, cfg: AlgoConfig, with_stats=False):
-    """The reference: rollout_loss, autograd, apply_update (what run_a2c does in torch)."""
+    """The reference: rollout_loss, autograd, apply_update (what run_vector does in torch)."""
     loss, stats = rollout_loss(m, buf, cfg, with_stats=with_stats)
     opt.zero_grad(set_to_none=True)
     loss.backward()

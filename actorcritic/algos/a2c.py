@@ -1,7 +1,8 @@
-"""A2C: a sampler and a learner composed, run by the one loop (run/loop.py).
+"""A2C and PPO: a sampler and a learner composed, run by the one loop (run/loop.py).
 
 `choose_path` is the one place that picks how a run samples and learns (synchronous,
-overlapped or over processes; torch, NumPy or replayed acting; torch or NumPy update),
+overlapped or over processes; torch, NumPy or replayed acting; torch or NumPy update for
+A2C, the PPO learner of ppo.py for PPO),
 in the order their set-up must happen, and says at start what it picked and why a
 faster path was refused. Every choice is tested equal to the plain path.
 """
@@ -15,14 +16,17 @@ from torch import nn
 
 from actorcritic.algos.a2c_learning import NumpyLearner, ProcessLearner, TorchLearner
 from actorcritic.algos.a2c_sampling import OverlapSampler, SyncSampler, restore_carry
+from actorcritic.algos.ppo import PPOLearner
+from actorcritic.algos.reward_scaling import reward_transform
 from actorcritic.algos.rollout import Carry, RolloutBuffer
 from actorcritic.algos.update import make_optimizer, reuses_acting_graph
 from actorcritic.errors import ConfigError
 from actorcritic.run.loop import run_loop
 
 
-def run_a2c(session, model: nn.Module, resume=None) -> None:
-    """Synchronous A2C: a vector of envs, one update per rollout."""
+def run_vector(session, model: nn.Module, resume=None) -> None:
+    """A2C or PPO on a vector of envs stepped by this process (or its helpers): one update
+    (A2C: one step; PPO: epochs of minibatch steps) per rollout."""
     from actorcritic.algos.a2c_parallel import share_of
     from actorcritic.envs import make_vector_env
 
@@ -72,12 +76,11 @@ def start_carry(session, model: nn.Module, envs, resume, envs_elsewhere: bool) -
 
 def choose_path(session, model: nn.Module, envs, resume):
     """(sampler, learner) for this run, logged with the reasons for what was refused."""
-    from actorcritic.algos.numpy_update import NumpyA2CUpdate, supports_numpy_update
-    from actorcritic.models.numpy_actor import NumpyActor, supports_numpy_acting
     from actorcritic.run.checkpoint import load_optimizer
 
     cfg, device = session.cfg, session.device
     envs_elsewhere = cfg.algo.processes > 1 or cfg.algo.overlap
+    ppo = cfg.algo.name == "ppo"
     optimizer = make_optimizer(model.parameters(), cfg.algo)
     # The order matters: the optimizer state is loaded before the NumPy update takes it
     # over, and the NumPy update rebinds the parameters before the NumPy actor views them.
@@ -86,40 +89,73 @@ def choose_path(session, model: nn.Module, envs, resume):
         load_optimizer(optimizer, resume)
     buf = RolloutBuffer(cfg.algo.num_steps, envs.num_envs, envs.single_observation_space,
                         envs.single_action_space, device)
-    keep_graph = reuses_acting_graph(model, cfg.algo)
-    refused = []
+    keep_graph = reuses_acting_graph(model, cfg.algo) and not ppo
+    refused = ["acting-graph reuse refused: PPO takes its gradients at parameters that "
+               "change during the update" if ppo and reuses_acting_graph(model, cfg.algo)
+               else ""]
+    rewards = reward_transform(cfg.algo, envs.num_envs)
+    if resume is not None and not envs_elsewhere:
+        rewards.load_state_tensors(resume.tensors)
+    parts = (session, model, optimizer, envs, carry, buf, keep_graph)
     if cfg.algo.processes > 1:
-        sampler, learner = _over_processes(session, model, optimizer, envs, carry, buf,
-                                           keep_graph)
+        sampler, learner = _over_processes(*parts)
         acting, update = "torch", "torch (gradients summed over processes)"
     elif cfg.algo.overlap:
-        # The acting thread and the training thread each get half of the torch threads;
-        # the acting thread samples from a stream of its own, so nothing the training
-        # thread draws (a stochastic evaluation) changes the run.
-        torch.set_num_threads(max(1, torch.get_num_threads() // 2))
-        acting_rng = torch.Generator().manual_seed(cfg.run.seed + session.updates)
-        sampler = OverlapSampler(envs, model, carry, buf, cfg, keep_graph, acting_rng)
-        learner = TorchLearner(model, optimizer, cfg, device, overlap=sampler.overlap)
-        acting, update = "torch, one update behind (overlap)", "torch"
+        sampler, learner = _overlapped(*parts, rewards)
+        acting, update = "torch, one update behind (overlap)", "ppo, torch" if ppo else "torch"
     else:
-        numpy_ok = supports_numpy_update(model, optimizer)
-        if cfg.run.numpy_update and not keep_graph and numpy_ok:
-            learner, update = NumpyLearner(NumpyA2CUpdate(model, optimizer, cfg.algo,
-                                                          cfg.run.nan_guard)), "numpy"
-        else:
-            learner, update = TorchLearner(model, optimizer, cfg, device), "torch"
-            refused.append(_why_not_numpy_update(cfg, keep_graph, numpy_ok))
-        actor = None
-        if cfg.run.numpy_acting and not keep_graph and supports_numpy_acting(model):
-            actor = NumpyActor(model, cfg.run.seed)
-            if resume is not None and "numpy_actor_rng" in resume.meta:
-                actor.set_state(resume.meta["numpy_actor_rng"])
-        acting = "numpy" if actor else "torch, recorded for replay" if keep_graph else "torch"
-        sampler = SyncSampler(envs, model, carry, buf, cfg, keep_graph, actor)
+        sampler, learner, acting, update = _synchronous(*parts, rewards, resume, refused)
     note = "; ".join(r for r in refused if r)
-    session.progress.message(f"a2c: {type(sampler).__name__}, acting {acting}, update "
-                             f"{update}" + (f" ({note})" if note else ""))
+    session.progress.message(f"{cfg.algo.name}: {type(sampler).__name__}, acting {acting}, "
+                             f"update {update}" + (f" ({note})" if note else ""))
     return sampler, learner
+
+
+def _ppo_learner(session, model, optimizer, overlap=None) -> PPOLearner:
+    cfg = session.cfg
+    return PPOLearner(model, optimizer, cfg, session.device,
+                      lambda: session.env_steps / cfg.run.total_steps, overlap)
+
+
+def _overlapped(session, model, optimizer, envs, carry, buf, keep_graph, rewards):
+    """algo.overlap: an acting thread collects the next rollout during the update."""
+    cfg = session.cfg
+    # The acting thread and the training thread each get half of the torch threads;
+    # the acting thread samples from a stream of its own, so nothing the training
+    # thread draws (a stochastic evaluation) changes the run.
+    torch.set_num_threads(max(1, torch.get_num_threads() // 2))
+    acting_rng = torch.Generator().manual_seed(cfg.run.seed + session.updates)
+    sampler = OverlapSampler(envs, model, carry, buf, cfg, keep_graph, rewards, acting_rng)
+    if cfg.algo.name == "ppo":
+        return sampler, _ppo_learner(session, model, optimizer, sampler.overlap)
+    return sampler, TorchLearner(model, optimizer, cfg, session.device,
+                                 overlap=sampler.overlap)
+
+
+def _synchronous(session, model, optimizer, envs, carry, buf, keep_graph, rewards, resume,
+                 refused: list[str]):
+    """One thread acts and learns: (sampler, learner, acting name, update name)."""
+    from actorcritic.algos.numpy_update import NumpyA2CUpdate, supports_numpy_update
+    from actorcritic.models.numpy_actor import NumpyActor, supports_numpy_acting
+
+    cfg = session.cfg
+    numpy_ok = supports_numpy_update(model, optimizer)
+    if cfg.algo.name == "ppo":
+        learner, update = _ppo_learner(session, model, optimizer), "ppo, torch"
+    elif cfg.run.numpy_update and not keep_graph and numpy_ok:
+        learner, update = NumpyLearner(NumpyA2CUpdate(model, optimizer, cfg.algo,
+                                                      cfg.run.nan_guard)), "numpy"
+    else:
+        learner, update = TorchLearner(model, optimizer, cfg, session.device), "torch"
+        refused.append(_why_not_numpy_update(cfg, keep_graph, numpy_ok))
+    actor = None
+    if cfg.run.numpy_acting and not keep_graph and supports_numpy_acting(model):
+        actor = NumpyActor(model, cfg.run.seed)
+        if resume is not None and "numpy_actor_rng" in resume.meta:
+            actor.set_state(resume.meta["numpy_actor_rng"])
+    acting = "numpy" if actor else "torch, recorded for replay" if keep_graph else "torch"
+    sampler = SyncSampler(envs, model, carry, buf, cfg, keep_graph, rewards, actor)
+    return sampler, learner, acting, update
 
 
 def _why_not_numpy_update(cfg, keep_graph: bool, supported: bool) -> str:
@@ -128,7 +164,8 @@ def _why_not_numpy_update(cfg, keep_graph: bool, supported: bool) -> str:
     if keep_graph:
         return "numpy update refused: a CNN, whose acting passes are replayed"
     if not supported:
-        return "numpy update refused: it covers small MLPs with a Discrete head on the CPU"
+        return ("numpy update refused: it covers small MLPs with a Discrete head on the CPU, "
+                "without model.normalize_obs")
     return ""
 
 
@@ -148,6 +185,7 @@ def _over_processes(session, model, optimizer, envs, carry, buf, keep_graph):
     own_grad = torch.zeros(sum(p.numel() for p in params))
     flat_gradients(params, own_grad)
     helpers = Helpers(cfg, model, own_grad.numel(), cfg.run.seed + session.updates)
-    sampler = SyncSampler(envs, model, carry, buf, cfg, keep_graph, helpers=helpers)
+    sampler = SyncSampler(envs, model, carry, buf, cfg, keep_graph,
+                          reward_transform(cfg.algo, envs.num_envs), helpers=helpers)
     return sampler, ProcessLearner(model, optimizer, cfg, session.device, helpers, own_grad,
                                    tail_threads)

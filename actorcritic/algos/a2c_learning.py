@@ -15,6 +15,7 @@ from torch import nn
 
 from actorcritic.algos.a2c_parallel import torch_threads, valid_count
 from actorcritic.algos.update import OptimizerState, apply_update, rollout_loss
+from actorcritic.models.normalize import update_obs_stats
 from actorcritic.run.loop import Collected
 
 
@@ -37,6 +38,7 @@ class TorchLearner(OptimizerState):
             self.overlap.take_gradients(token)
         apply_update(self.model, self.optimizer, self.params, loss, stats, self.cfg, update,
                      log_now)
+        update_obs_stats(self.model, buf.obs)
         if self.overlap is not None:
             self.overlap.release(token)
         return stats, []

@@ -135,6 +135,7 @@ def helper_main(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, 
 
 
 def _serve(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, make_envs) -> None:
+    from actorcritic.algos.reward_scaling import ConstantScale
     from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
     from actorcritic.algos.update import reuses_acting_graph, rollout_loss
     from actorcritic.envs import make_vector_env
@@ -160,7 +161,7 @@ def _serve(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, make_
                 return
             with_stats = message[1]
             episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard,
-                                       keep_graph, None, cfg.algo.reward_scale)
+                                       keep_graph, None, ConstantScale(cfg.algo.reward_scale))
             for episode in episodes:
                 episode.env_index += rank * envs.num_envs
             acted, buf.acted = buf.acted, None

@@ -16,7 +16,13 @@ import torch
 from torch import nn
 
 from actorcritic.algos.overlap import OverlappedRollouts
-from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
+from actorcritic.algos.rollout import (
+    ActionAdapter,
+    Carry,
+    RewardTransform,
+    RolloutBuffer,
+    collect_rollout,
+)
 from actorcritic.envs import snapshot as env_snapshot
 from actorcritic.models.numpy_actor import NumpyActor
 from actorcritic.run.loop import Collected
@@ -28,9 +34,11 @@ class SyncSampler:
     the run that was never interrupted, unless helpers step part of the envs."""
 
     def __init__(self, envs, model: nn.Module, carry: Carry, buf: RolloutBuffer, cfg,
-                 keep_graph: bool, actor: NumpyActor | None = None, helpers=None):
+                 keep_graph: bool, rewards: RewardTransform, actor: NumpyActor | None = None,
+                 helpers=None):
         self.envs, self.model, self.carry, self.buf, self.cfg = envs, model, carry, buf, cfg
-        self.keep_graph, self.actor, self.helpers = keep_graph, actor, helpers
+        self.keep_graph, self.rewards, self.actor, self.helpers = keep_graph, rewards, actor, \
+            helpers
         self.to_env = ActionAdapter(envs.single_action_space)
         self.steps = cfg.algo.num_steps * cfg.env.num_envs
 
@@ -39,7 +47,7 @@ class SyncSampler:
             self.helpers.start_rollouts(log_now)
         episodes = collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env,
                                    self.cfg.run.nan_guard, self.keep_graph, self.actor,
-                                   self.cfg.algo.reward_scale)
+                                   self.rewards)
         return Collected(self.steps, (self.buf, self.model, None), [(0, episodes)])
 
     def publish(self, version: int, model: nn.Module) -> None:
@@ -48,6 +56,7 @@ class SyncSampler:
     def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         if self.helpers is not None:  # the helpers' envs are elsewhere: no env state
             return
+        tensors.update(self.rewards.state_tensors())
         tensors.update(carry_tensors(self.carry))
         if self.actor is not None:
             meta["numpy_actor_rng"] = self.actor.get_state()
@@ -70,18 +79,17 @@ class OverlapSampler:
     before update k, while update k runs. Checkpoints keep no env state."""
 
     def __init__(self, envs, model: nn.Module, carry: Carry, buf: RolloutBuffer, cfg,
-                 keep_graph: bool, acting_rng: torch.Generator):
+                 keep_graph: bool, rewards: RewardTransform, acting_rng: torch.Generator):
         to_env = ActionAdapter(envs.single_action_space)
 
         def collect(acting_model: nn.Module, rollout: RolloutBuffer) -> list:
             return collect_rollout(envs, acting_model, rollout, carry, to_env,
-                                   cfg.run.nan_guard, keep_graph, None,
-                                   cfg.algo.reward_scale, acting_rng)
+                                   cfg.run.nan_guard, keep_graph, None, rewards, acting_rng)
 
         second = RolloutBuffer(cfg.algo.num_steps, envs.num_envs,
                                envs.single_observation_space, envs.single_action_space,
                                buf.device)
-        self.envs = envs
+        self.envs, self.rewards = envs, rewards
         self.overlap = OverlappedRollouts(model, (buf, second), collect)
         self.steps = cfg.algo.num_steps * cfg.env.num_envs
 
@@ -93,7 +101,10 @@ class OverlapSampler:
         """The learner hands each acting copy the new parameters (OverlapLearner)."""
 
     def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        """The envs are stepped on the acting thread: no env state in checkpoints."""
+        """The envs are stepped on the acting thread: no env state in checkpoints, only
+        the reward statistics (a checkpoint is written between rollouts' hand-overs, so
+        they can be one rollout ahead of the update)."""
+        tensors.update(self.rewards.state_tensors())
 
     def close(self) -> None:
         try:

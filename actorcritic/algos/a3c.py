@@ -98,6 +98,7 @@ def worker_main(wid: int, cfg, global_model: nn.Module, optimizer, counters: tor
 
 
 def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_pid) -> None:
+    from actorcritic.algos.reward_scaling import ConstantScale
     from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
     from actorcritic.envs import make_vector_env
     from actorcritic.models.actor_critic import ActorCritic
@@ -125,7 +126,7 @@ def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_
             for group in optimizer.param_groups:
                 group["lr"] = lr
             episodes = collect_rollout(envs, local, buf, carry, to_env, cfg.run.nan_guard,
-                                       reward_scale=cfg.algo.reward_scale)
+                                       ConstantScale(cfg.algo.reward_scale))
             loss, stats = rollout_loss(local, buf, cfg.algo)
             a3c_update(local, global_params, optimizer, loss, stats, cfg.algo.max_grad_norm,
                        cfg.run.nan_guard, n)

@@ -77,6 +77,7 @@ class ActorWorker:
 
     def __init__(self, cfg_dict: dict, index: int, seed: int):
         torch.set_num_threads(1)
+        from actorcritic.algos.reward_scaling import ConstantScale
         from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer
         from actorcritic.envs import make_vector_env
         from actorcritic.models.actor_critic import build_model
@@ -93,6 +94,7 @@ class ActorWorker:
                                  self.device)
         self.carry = Carry.start(self.envs.reset(seed=seed), self.model, self.device)
         self.to_env = ActionAdapter(act_space)
+        self.rewards = ConstantScale(cfg.algo.reward_scale)
         self.version = -1
 
     def load(self, version: int, flat: np.ndarray) -> None:
@@ -104,7 +106,7 @@ class ActorWorker:
         from actorcritic.algos.rollout import collect_rollout
 
         return collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env,
-                               self.cfg.run.nan_guard, reward_scale=self.cfg.algo.reward_scale)
+                               self.cfg.run.nan_guard, rewards=self.rewards)
 
     def rollout(self) -> dict[str, Any]:
         episodes = self._collect()

@@ -50,3 +50,52 @@ def actor_critic_loss(logp: torch.Tensor, entropy: torch.Tensor, values: torch.T
             "diag/value_target_mean": ret_mean,
         }
     return loss, stats
+
+
+def ppo_loss(logp: torch.Tensor, old_logp: torch.Tensor, entropy: torch.Tensor,
+             values: torch.Tensor, old_values: torch.Tensor, advantages: torch.Tensor,
+             returns: torch.Tensor, valid: torch.Tensor, clip_coef: float, vf_coef: float,
+             ent_coef: float, clip_value_loss: bool = False,
+             normalize_advantage: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped surrogate + value + entropy loss over the valid samples of a minibatch
+    (Schulman et al. 2017, eq. 7 and 9).
+
+    Inputs share one shape; `old_logp` and `old_values` are the acting policy's, advantages
+    and returns are constants. With `normalize_advantage` the advantages are normalized over
+    this minibatch's valid samples. With `clip_value_loss` the value may move at most
+    clip_coef from `old_values`, and the loss is the larger of the clipped and unclipped
+    squared errors. The value loss is the mean squared error (no factor 1/2: CleanRL's
+    vf_coef 0.5 is 0.25 here). Stats are detached: the loss terms, `losses/approx_kl` (the
+    low-variance estimator mean((r - 1) - log r)) and `losses/clipfrac` (share of samples
+    whose ratio is outside [1 - clip, 1 + clip]).
+    """
+    mask = valid.float()
+    count = mask.sum().clamp(min=1.0)
+    adv = advantages.detach()
+    if normalize_advantage:
+        mean = masked_mean(adv, mask, count)
+        std = masked_mean((adv - mean) ** 2, mask, count).sqrt()
+        adv = (adv - mean) / (std + 1e-8)
+    log_ratio = logp - old_logp.detach()
+    ratio = log_ratio.exp()
+    surrogate = torch.min(ratio * adv, ratio.clamp(1 - clip_coef, 1 + clip_coef) * adv)
+    policy_loss = -masked_mean(surrogate, mask, count)
+    returns = returns.detach()
+    value_error = (values - returns) ** 2
+    if clip_value_loss:
+        old_values = old_values.detach()
+        clipped = old_values + (values - old_values).clamp(-clip_coef, clip_coef)
+        value_error = torch.max(value_error, (clipped - returns) ** 2)
+    value_loss = masked_mean(value_error, mask, count)
+    entropy_mean = masked_mean(entropy, mask, count)
+    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
+    with torch.no_grad():
+        stats = {
+            "losses/policy": policy_loss.detach(),
+            "losses/value": value_loss.detach(),
+            "losses/entropy": entropy_mean.detach(),
+            "losses/total": loss.detach(),
+            "losses/approx_kl": masked_mean((ratio - 1) - log_ratio, mask, count),
+            "losses/clipfrac": masked_mean(((ratio - 1).abs() > clip_coef).float(), mask, count),
+        }
+    return loss, stats

@@ -116,9 +116,12 @@ class OverlappedRollouts:
 
     @torch.no_grad()
     def release(self, collected: Collected) -> None:
-        """Give the copy the trained model's newest parameters; it may act again."""
+        """Give the copy the trained model's newest parameters (and buffers: the observation
+        statistics); it may act again."""
         for acted, param in zip(collected.model.parameters(), self.model.parameters()):
             acted.copy_(param)
+        for acted, buffer in zip(collected.model.buffers(), self.model.buffers()):
+            acted.copy_(buffer)
         self._free[collected.index % len(self.copies)].release()
 
     def close(self, timeout: float = 30.0) -> None:

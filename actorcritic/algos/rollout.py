@@ -10,12 +10,15 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from actorcritic.algos.reward_scaling import ConstantScale, ReturnScale
 from actorcritic.envs.vector import Episode, VecEnv
 from actorcritic.errors import NonFiniteError
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.models.cores import State
 from actorcritic.models.numpy_actor import NumpyActor
 from actorcritic.models.replay import recording, replay, supports_replay
+
+RewardTransform = ConstantScale | ReturnScale
 
 
 @dataclass
@@ -175,8 +178,8 @@ class NumpyActing:
 def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry: Carry,
                     to_env: ActionAdapter, nan_guard: bool = True,
                     keep_graph: bool = False, actor: NumpyActor | None = None,
-                    reward_scale: float = 1.0, generator: torch.Generator | None = None
-                    ) -> list[Episode]:
+                    rewards: RewardTransform | None = None,
+                    generator: torch.Generator | None = None) -> list[Episode]:
     """Act for buf.num_steps steps from `carry`, filling `buf`; updates `carry` in place.
 
     How the policy acts is one of three backends, picked here: `actor` (small MLP policies
@@ -186,8 +189,8 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
     on), so the update backpropagates through them instead of running the rollout
     through the network a second time (the parameters do not change during a rollout, so
     the gradient is the same); otherwise `model.act`. The rewards stored are the env's
-    times `reward_scale` (what returns and losses see; episode statistics come from the
-    env and stay raw). Torch policies sample from `generator` (default: torch's global
+    through `rewards` (a constant factor or the return scaling of reward_scaling.py: what
+    returns and losses see; episode statistics come from the env and stay raw). Torch policies sample from `generator` (default: torch's global
     random stream).
     """
     device = carry.state[0].device if carry.state else buf.device
@@ -204,7 +207,7 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
     reset_next = carry.reset_next.cpu().numpy().copy()
     with recording(model) if replaying else contextlib.nullcontext() as rec:
         episodes, first, reset_next = _steps(envs, buf, acting, to_env, first, reset_next,
-                                             nan_guard, reward_scale)
+                                             nan_guard, rewards or ConstantScale(1.0))
     buf.np.first[-1] = first
     if keep_graph:
         buf.acted = acting.finish(buf, rec)
@@ -216,7 +219,7 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
 
 
 def _steps(envs: VecEnv, buf: RolloutBuffer, acting, to_env: ActionAdapter, first: np.ndarray,
-           reset_next: np.ndarray, nan_guard: bool, reward_scale: float):
+           reset_next: np.ndarray, nan_guard: bool, rewards: RewardTransform):
     """The per-step loop of `collect_rollout`: act, step the envs, store."""
     episodes: list[Episode] = []
     b = buf.np
@@ -231,9 +234,9 @@ def _steps(envs: VecEnv, buf: RolloutBuffer, acting, to_env: ActionAdapter, firs
             if check_obs:
                 check_finite("observation", obs, t)
         b.obs[t + 1] = obs
-        b.rewards[t] = reward if reward_scale == 1.0 else reward * reward_scale
         b.terminated[t] = terminated
         b.truncated[t] = truncated
+        b.rewards[t] = rewards(reward, b.terminated[t] | b.truncated[t])
         first = reset_next
         reset_next = ~reset_next & (terminated | truncated)
         if finished:

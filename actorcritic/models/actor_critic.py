@@ -1,7 +1,8 @@
 """ActorCritic: encoder -> optional recurrent core -> policy and value heads.
 
 With `shared_trunk` the actor and critic share one encoder and core; without it they are
-two separate networks (as in the Breakout A3C notebook). Every call is time-major:
+two separate networks (as in the Breakout A3C notebook). With `normalize_obs` vector
+observations pass through running statistics first (normalize.py). Every call is time-major:
 obs [T, N, ...], first [T, N] -> policy params [T, N, P], values [T, N], new state.
 Acting is the same call with T=1, so training recomputes exactly what acting saw.
 """
@@ -20,6 +21,7 @@ from actorcritic.errors import ConfigError
 from actorcritic.models.cores import State, make_core
 from actorcritic.models.encoders import MLP, NatureCNN, SmallCNN, orthogonal_
 from actorcritic.models.heads import make_head
+from actorcritic.models.normalize import ObsNormalizer
 
 
 def make_encoder(obs_space: gym.Space, cfg: ModelConfig) -> nn.Module:
@@ -34,6 +36,15 @@ def make_encoder(obs_space: gym.Space, cfg: ModelConfig) -> nn.Module:
     if kind == "nature_cnn":
         return NatureCNN(shape)
     return SmallCNN(shape, cfg.cnn_channels, cfg.cnn_dense)
+
+
+def make_obs_normalizer(obs_space: gym.Space, cfg: ModelConfig) -> ObsNormalizer | None:
+    if not cfg.normalize_obs:
+        return None
+    if obs_space.dtype == np.uint8 or len(obs_space.shape) == 3:
+        raise ValueError("model.normalize_obs is for vector observations; image frames are "
+                         "scaled by 1/255 in the encoder")
+    return ObsNormalizer(tuple(obs_space.shape), cfg.obs_clip)
 
 
 class Trunk(nn.Module):
@@ -68,6 +79,7 @@ class ActorCritic(nn.Module):
     def __init__(self, obs_space: gym.Space, action_space: gym.Space, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        self.obs_norm = make_obs_normalizer(obs_space, cfg)
         self.actor_trunk = Trunk(obs_space, cfg)
         self.critic_trunk = None if cfg.shared_trunk else Trunk(obs_space, cfg)
         self.policy = make_head(self.actor_trunk.out_size, action_space)
@@ -82,6 +94,8 @@ class ActorCritic(nn.Module):
 
     def forward(self, obs: torch.Tensor, first: torch.Tensor, state: State):
         n_actor = len(state) if self.critic_trunk is None else len(state) // 2
+        if self.obs_norm is not None:
+            obs = self.obs_norm(obs)
         features, actor_state = self.actor_trunk(obs, first, state[:n_actor])
         if self.critic_trunk is None:
             value_features, new_state = features, actor_state

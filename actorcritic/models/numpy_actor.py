@@ -22,9 +22,11 @@ from actorcritic.models.heads import CategoricalHead
 
 
 def supports_numpy_acting(model: ActorCritic) -> bool:
-    """Feedforward MLP trunks with one categorical head, parameters on the CPU."""
+    """Feedforward MLP trunks with one categorical head, parameters on the CPU, no
+    observation normalization."""
     trunks = [t for t in (model.actor_trunk, model.critic_trunk) if t is not None]
-    return (all(isinstance(t.encoder, MLP) and isinstance(t.core, NoCore) for t in trunks)
+    return (getattr(model, "obs_norm", None) is None
+            and all(isinstance(t.encoder, MLP) and isinstance(t.core, NoCore) for t in trunks)
             and isinstance(model.policy, CategoricalHead) and not model.policy.multi
             and all(p.device.type == "cpu" for p in model.parameters()))
 

@@ -17,6 +17,8 @@ SCALARS = [
     "diag/explained_variance", "diag/grad_norm", "diag/grad_max", "diag/grad_var",
     "diag/advantage_mean", "diag/advantage_std", "diag/value_mean", "diag/value_target_mean",
     "eval/mean_return", "charts/win_rate_100", "diag/policy_lag",
+    "losses/approx_kl", "losses/clipfrac", "diag/ppo_epochs", "diag/ppo_minibatch_steps",
+    "diag/clip_coef",
 ]
 # win: 1/0 where the env reports one (football), else empty. Files from before this column
 # read the same (readers use .get); a resumed run rewrites their header (_truncate_csv).
