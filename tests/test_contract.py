@@ -36,6 +36,8 @@ PLACEMENTS = {
     "a2c-processes": ["algo.name=a2c", "algo.processes=2"],
     "a3c": ["algo.name=a3c", "algo.num_workers=2", "env.num_envs=1"],
     "impala": ["algo.name=impala", "algo.num_workers=2"],
+    "ppo-sync": ["algo.name=ppo", "algo.epochs=2", "algo.minibatches=2"],
+    "ppo-overlap": ["algo.name=ppo", "algo.epochs=2", "algo.minibatches=2", "algo.overlap=true"],
 }
 
 
