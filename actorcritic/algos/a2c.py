@@ -135,13 +135,19 @@ def _overlapped(session, model, optimizer, envs, carry, buf, keep_graph, rewards
 def _synchronous(session, model, optimizer, envs, carry, buf, keep_graph, rewards, resume,
                  refused: list[str]):
     """One thread acts and learns: (sampler, learner, acting name, update name)."""
+    from actorcritic.algos.numpy_ppo import NumpyPPOLearner
     from actorcritic.algos.numpy_update import NumpyA2CUpdate, supports_numpy_update
     from actorcritic.models.numpy_actor import NumpyActor, supports_numpy_acting
 
     cfg = session.cfg
     numpy_ok = supports_numpy_update(model, optimizer)
-    if cfg.algo.name == "ppo":
+    if cfg.algo.name == "ppo" and cfg.run.numpy_update and numpy_ok:
+        learner = NumpyPPOLearner(NumpyA2CUpdate(model, optimizer, cfg.algo, cfg.run.nan_guard),
+                                  cfg, lambda: session.env_steps / cfg.run.total_steps)
+        update = "ppo, numpy"
+    elif cfg.algo.name == "ppo":
         learner, update = _ppo_learner(session, model, optimizer), "ppo, torch"
+        refused.append(_why_not_numpy_update(cfg, keep_graph, numpy_ok))
     elif cfg.run.numpy_update and not keep_graph and numpy_ok:
         learner, update = NumpyLearner(NumpyA2CUpdate(model, optimizer, cfg.algo,
                                                       cfg.run.nan_guard)), "numpy"

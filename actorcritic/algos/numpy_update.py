@@ -158,21 +158,48 @@ class NumpyA2CUpdate:
         same statistics as the torch update (all of them only `with_stats`)."""
         cfg, b = self.cfg, buf.np
         losses, (logp, entropy, values, advantages, returns) = self._loss_and_gradients(buf)
-        grad_norm = float(np.sqrt(np.dot(self.grad, self.grad)))
-        if self.nan_guard:
-            self._guard(*losses, grad_norm, update)
-        if cfg.max_grad_norm > 0 and np.isfinite(grad_norm):
-            coef = cfg.max_grad_norm / (grad_norm + 1e-6)
-            if coef < 1.0:
-                self.grad *= np.float32(coef)
+        grad_norm = self.clip_and_guard(losses, update)
         stats: dict[str, float | torch.Tensor] = {"losses/total": float(losses[0])}
         if with_stats:  # the torch update's statistics, gradients as they are stepped with
             stats = self._stats(logp, entropy, values, advantages, returns, b.valid)
             stats["diag/grad_max"] = float(np.abs(self.grad).max())
             stats["diag/grad_var"] = float(self.grad.var(ddof=1))
         stats["diag/grad_norm"] = grad_norm
-        self._step()
+        self.step()
         return stats
+
+    def clip_and_guard(self, losses: tuple, update: int) -> float:
+        """The gradient norm (before clipping); stop on a non-finite loss or gradient; clip
+        `self.grad` to algo.max_grad_norm."""
+        grad_norm = float(np.sqrt(np.dot(self.grad, self.grad)))
+        if self.nan_guard:
+            self._guard(*losses, grad_norm, update)
+        if self.cfg.max_grad_norm > 0 and np.isfinite(grad_norm):
+            coef = self.cfg.max_grad_norm / (grad_norm + 1e-6)
+            if coef < 1.0:
+                self.grad *= np.float32(coef)
+        return grad_norm
+
+    def forward_rows(self, obs: np.ndarray):
+        """(actor layer inputs, critic layer inputs, logits, values) for rows of obs."""
+        actor_outs = self._trunk_forward(obs, self.actor)
+        critic_outs = actor_outs if self.critic is None else self._trunk_forward(obs,
+                                                                                 self.critic)
+        logits = self.policy.forward(actor_outs[-1])
+        return actor_outs, critic_outs, logits, self.value.forward(critic_outs[-1])[:, 0]
+
+    def backward_rows(self, actor_outs, critic_outs, dlogits: np.ndarray,
+                      dvalues: np.ndarray) -> None:
+        """Every parameter's gradient into `self.grad` (overwritten) from d loss / d logits
+        and d loss / d values of the rows `forward_rows` saw."""
+        rows = dlogits.shape[0]
+        dfeatures = self.policy.backward(actor_outs[-1], dlogits)
+        dvalue_features = self.value.backward(critic_outs[-1], dvalues[:, None])
+        if self.critic is None:
+            self._trunk_backward(actor_outs, self.actor, dfeatures + dvalue_features, rows)
+        else:
+            self._trunk_backward(actor_outs, self.actor, dfeatures, rows)
+            self._trunk_backward(critic_outs, self.critic, dvalue_features, rows)
 
     def _loss_and_gradients(self, buf: RolloutBuffer):
         """Forward over the rollout, the A2C loss, and its gradient into `self.grad`.
@@ -256,7 +283,7 @@ class NumpyA2CUpdate:
 
     # ------------------------------------------------------------ optimizer step
 
-    def _step(self) -> None:
+    def step(self) -> None:
         """torch.optim's Adam or RMSprop, or RMSpropTF's step on the flat parameters (same
         formulas)."""
         group = self.optimizer.param_groups[0]

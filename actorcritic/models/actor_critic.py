@@ -123,12 +123,18 @@ def build_model(cfg: Config, obs_space: gym.Space, action_space: gym.Space) -> A
 
 
 def set_threads(cfg: Config, obs_space: gym.Space) -> None:
-    """Torch intra-op threads: 1 for small MLPs (dispatch-bound), all cores for CNNs.
+    """Torch intra-op threads and NumPy's BLAS threads: 1 for small MLPs (dispatch-bound),
+    all cores for CNNs.
 
+    The BLAS limit matters for the NumPy update (run.numpy_update): its 256 x 64 matmuls
+    run 2.5x slower when OpenBLAS spreads them over cores that other work keeps busy.
     Set before the model is built: the orthogonal init's QR depends on the thread count.
     """
+    from threadpoolctl import threadpool_limits
+
     threads = cfg.run.torch_threads
     if threads == 0:
         image = len(obs_space.shape) == 3 and cfg.model.encoder != "mlp"
         threads = (os.cpu_count() or 1) if image else 1
     torch.set_num_threads(threads)
+    threadpool_limits(limits=threads, user_api="blas")
