@@ -156,7 +156,7 @@ class NumpyA2CUpdate:
                  ) -> dict[str, float | torch.Tensor]:
         """Loss, gradients, clipping, NaN guard and one optimizer step on `buf`; returns the
         same statistics as the torch update (all of them only `with_stats`)."""
-        cfg, b = self.cfg, buf.np
+        b = buf.np
         losses, (logp, entropy, values, advantages, returns) = self._loss_and_gradients(buf)
         grad_norm = self.clip_and_guard(losses, update)
         stats: dict[str, float | torch.Tensor] = {"losses/total": float(losses[0])}
