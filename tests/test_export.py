@@ -349,3 +349,23 @@ def test_readme_documents_the_graph_names(cartpole_onnx):
         assert arg.name in names, arg.name
     for name in ("first", "state_in_0", "state_out_0", "mean", "log_std"):
         assert name in names, name
+
+
+def test_observation_statistics_are_inside_the_graph(tmp_path):
+    """A model with model.normalize_obs: the graph takes raw observations and applies the
+    trained statistics (here far from the identity, so a graph without them would differ)."""
+    cfg = load_config("cartpole-ppo", ["model.normalize_obs=true", "env.backend=sync"])
+    obs_space, action_space = spaces_for(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg, obs_space, action_space).eval()
+    model.obs_norm.update(torch.randn(500, 4, dtype=torch.float64) * 3.0 + 5.0)
+    export_model(model, cfg, obs_space, action_space, tmp_path / "n.onnx")
+    obs = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    logits, value, _ = session(tmp_path / "n.onnx").run(None, {"obs": obs})
+    with torch.no_grad():
+        params, t_value, _ = model(torch.as_tensor(obs)[None], torch.zeros(1, 6, dtype=bool), ())
+        model.obs_norm = None
+        raw, _, _ = model(torch.as_tensor(obs)[None], torch.zeros(1, 6, dtype=bool), ())
+    assert np.abs(logits - params[0].numpy()).max() <= TOL
+    assert np.abs(value - t_value[0].numpy()).max() <= TOL
+    assert np.abs(raw[0].numpy() - params[0].numpy()).max() > 1e-3
