@@ -11,7 +11,9 @@ side in one run (rounds alternate, so load changes hit both).
 Both sides are timed end to end (env and model creation, training; ours also writes its
 final checkpoint), with no evaluation.
 Usage: python benchmarks/ppo_vs_sb3.py [--tasks cartpole pong] [--rounds 2]
-       [--cartpole-steps 50000] [--pong-steps 10240] [--overlap]
+       [--cartpole-steps 50000] [--pong-steps 10240] [--overlap] [--bfloat16]
+--overlap adds rows with algo.overlap=true; --bfloat16 adds Pong rows with
+model.precision=bfloat16 (the CNN under bfloat16 autocast; SB3 stays float32).
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def main() -> None:
     parser.add_argument("--cartpole-steps", type=int, default=50_000)
     parser.add_argument("--pong-steps", type=int, default=10_240)
     parser.add_argument("--overlap", action="store_true", help="also time algo.overlap=true")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="also time Pong with model.precision=bfloat16")
     args = parser.parse_args()
     require_sb3()
     runs = {
@@ -91,11 +95,16 @@ def main() -> None:
         "pong": {"ours": lambda: ours("pong-ppo", args.pong_steps, []),
                  "sb3": lambda: sb3_pong(args.pong_steps)},
     }
+    variants = {"overlapped": ["algo.overlap=true"]} if args.overlap else {}
     if args.overlap:
         runs["cartpole"]["ours, overlapped"] = lambda: ours(
             "cartpole-ppo", args.cartpole_steps, ["algo.overlap=true"])
-        runs["pong"]["ours, overlapped"] = lambda: ours(
-            "pong-ppo", args.pong_steps, ["algo.overlap=true"])
+    if args.bfloat16:
+        variants["bfloat16"] = ["model.precision=bfloat16"]
+        if args.overlap:
+            variants["overlapped, bfloat16"] = ["algo.overlap=true", "model.precision=bfloat16"]
+    for name, sets in variants.items():
+        runs["pong"][f"ours, {name}"] = lambda sets=sets: ours("pong-ppo", args.pong_steps, sets)
     rows = []
     for task in args.tasks:
         results: dict[str, list[float]] = {name: [] for name in runs[task]}

@@ -134,3 +134,16 @@ def test_image_observations_are_refused_with_the_reason(tmp_path):
         train("pong-a2c-tuned", tmp_path / "run", quiet=True, overrides=[
             "model.normalize_obs=true", "run.total_steps=100"])
     assert not (tmp_path / "run").exists()
+
+
+def test_init_from_carries_the_statistics(tmp_path):
+    train("cartpole-ppo", tmp_path / "first", quiet=True,
+          overrides=NORMALIZED + ["run.total_steps=1024"])
+    train("cartpole-ppo", tmp_path / "second", quiet=True,
+          init_from=tmp_path / "first" / "checkpoints" / "final.safetensors",
+          overrides=NORMALIZED + ["run.total_steps=64", "algo.num_steps=16"])
+    first = load_checkpoint(tmp_path / "first" / "checkpoints" / "final.safetensors")
+    second = load_checkpoint(tmp_path / "second" / "checkpoints" / "final.safetensors")
+    count = float(first.tensors["model.obs_norm.count"])
+    # the second run started from the first's statistics and added its own 64 steps
+    assert float(second.tensors["model.obs_norm.count"]) == pytest.approx(count + 64)
