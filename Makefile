@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PRESET ?= cartpole-a2c
 
-.PHONY: train test football lint bench clean
+.PHONY: train test football mujoco-video lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,17 @@ test: $(VENV)/.installed-test
 	@# The official football engine (issue 7): built once, wheel cached in ~/.cache; where it
 	@# cannot be built (no root/sudo for apt), its tests skip and say why.
 	@scripts/install_gfootball.sh || echo "note: official football engine not built; its tests are skipped (see 'make football')"
+	@# Off-screen OpenGL for MuJoCo videos on machines without a display (apt, where allowed).
+	@scripts/install_osmesa.sh || echo "note: OSMesa not installed; the MuJoCo video test is skipped (see 'make mujoco-video')"
 	$(BIN)/ruff check actorcritic tests benchmarks scripts
 	$(BIN)/python scripts/check_structure.py
 	$(BIN)/python -m pytest
 
 football: $(VENV)/.installed
 	scripts/install_gfootball.sh
+
+mujoco-video:
+	scripts/install_osmesa.sh
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check actorcritic tests benchmarks

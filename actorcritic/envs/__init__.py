@@ -9,6 +9,7 @@ from functools import partial
 import gymnasium as gym
 
 from actorcritic.config import EnvConfig
+from actorcritic.envs.mujoco_gl import prepare_rendering
 from actorcritic.envs.vector import EnvPoolVecEnv, Episode, GymVecEnv, VecEnv
 from actorcritic.envs.wrappers import HideObservation
 from actorcritic.errors import EnvError
@@ -66,6 +67,7 @@ def make_single_env(cfg: EnvConfig, render: bool = False) -> gym.Env:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     if render:
         kwargs["render_mode"] = "rgb_array"
+        prepare_rendering(cfg.id)
     try:
         env = gym.make(cfg.id, **kwargs)
     except gym.error.Error as exc:

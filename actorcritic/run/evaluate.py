@@ -103,9 +103,10 @@ def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes
             first = torch.ones(1, dtype=torch.bool, device=device)
             state = model.initial_state(1, device)
             path = out_dir / f"episode_{k:03d}.mp4"
+            first_frame = _first_frame(envs, env_cfg.id)
             writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=7,
                                         macro_block_size=2)
-            writer.append_data(envs.render_first())
+            writer.append_data(first_frame)
             frames = 1
             finished = []
             while not finished and frames < max_frames:
@@ -122,6 +123,19 @@ def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes
     finally:
         envs.close()
     return paths
+
+
+def _first_frame(envs, env_id: str):
+    """The first rendered frame; a MuJoCo env that cannot get an OpenGL context says what
+    to install in one line."""
+    from actorcritic.envs.mujoco_gl import is_mujoco, render_error
+
+    try:
+        return envs.render_first()
+    except Exception as exc:
+        if is_mujoco(env_id):
+            raise render_error(env_id, exc) from None
+        raise
 
 
 def evaluate_during_training(session, model: ActorCritic) -> dict:
