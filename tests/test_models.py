@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from actorcritic.algos.reward_scaling import ConstantScale
 from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
 from actorcritic.algos.update import reuses_acting_graph, rollout_loss
 from actorcritic.config import AlgoConfig, EnvConfig, ModelConfig
@@ -136,7 +137,7 @@ def test_reward_scale_scales_what_is_learned_not_the_episode_statistics():
     buf = RolloutBuffer(10, 2, envs.single_observation_space, envs.single_action_space, "cpu")
     carry = Carry.start(envs.reset(seed=0), model, torch.device("cpu"))
     episodes = collect_rollout(envs, model, buf, carry, ActionAdapter(envs.single_action_space),
-                               reward_scale=0.01)
+                               rewards=ConstantScale(0.01))
     envs.close()
     assert torch.equal(buf.rewards[buf.valid], torch.full((int(buf.valid.sum()),), 0.01))
     assert len(episodes) == 4 and all(e.ret == 4.0 and e.length == 4 for e in episodes)

@@ -9,6 +9,13 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> tor
     return (x * mask).sum() / count
 
 
+def normalized(x: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / (std + 1e-8) with the mean and std over the masked entries."""
+    mean = masked_mean(x, mask, count)
+    std = masked_mean((x - mean) ** 2, mask, count).sqrt()
+    return (x - mean) / (std + 1e-8)
+
+
 def actor_critic_loss(logp: torch.Tensor, entropy: torch.Tensor, values: torch.Tensor,
                       advantages: torch.Tensor, returns: torch.Tensor, valid: torch.Tensor,
                       vf_coef: float, ent_coef: float, normalize_advantage: bool = False,
@@ -23,9 +30,7 @@ def actor_critic_loss(logp: torch.Tensor, entropy: torch.Tensor, values: torch.T
     count = mask.sum().clamp(min=1.0)
     adv = advantages.detach()
     if normalize_advantage:
-        mean = masked_mean(adv, mask, count)
-        std = masked_mean((adv - mean) ** 2, mask, count).sqrt()
-        adv = (adv - mean) / (std + 1e-8)
+        adv = normalized(adv, mask, count)
     policy_loss = -masked_mean(logp * adv, mask, count)
     value_loss = masked_mean((returns.detach() - values) ** 2, mask, count)
     entropy_mean = masked_mean(entropy, mask, count)
@@ -73,9 +78,7 @@ def ppo_loss(logp: torch.Tensor, old_logp: torch.Tensor, entropy: torch.Tensor,
     count = mask.sum().clamp(min=1.0)
     adv = advantages.detach()
     if normalize_advantage:
-        mean = masked_mean(adv, mask, count)
-        std = masked_mean((adv - mean) ** 2, mask, count).sqrt()
-        adv = (adv - mean) / (std + 1e-8)
+        adv = normalized(adv, mask, count)
     log_ratio = logp - old_logp.detach()
     ratio = log_ratio.exp()
     surrogate = torch.min(ratio * adv, ratio.clamp(1 - clip_coef, 1 + clip_coef) * adv)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from actorcritic.models.normalize import merge_moments
+
 
 class ConstantScale:
     """reward * factor; nothing to save."""
@@ -47,13 +49,8 @@ class ReturnScale:
         return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
 
     def _update(self, x: np.ndarray) -> None:
-        n = x.shape[0]
-        batch_mean, batch_var = float(x.mean()), float(x.var())
-        total = self.count + n
-        delta = batch_mean - self.mean
-        self.mean += delta * n / total
-        m2 = self.var * self.count + batch_var * n + delta * delta * self.count * n / total
-        self.var, self.count = m2 / total, total
+        self.mean, self.var, self.count = merge_moments(
+            self.mean, self.var, self.count, float(x.mean()), float(x.var()), x.shape[0])
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         stats = torch.tensor([self.mean, self.var, self.count], dtype=torch.float64)

@@ -13,6 +13,16 @@ import torch
 from torch import nn
 
 
+def merge_moments(mean, var, count, batch_mean, batch_var, n: int):
+    """Mean, variance and count of two sample sets from theirs (Chan et al.'s parallel
+    update, exact in any order): works on floats, arrays and tensors alike."""
+    total = count + n
+    delta = batch_mean - mean
+    new_mean = mean + delta * n / total
+    m2 = var * count + batch_var * n + delta * delta * count * n / total
+    return new_mean, m2 / total, total
+
+
 class ObsNormalizer(nn.Module):
     """(obs - mean) / sqrt(var + eps), clipped to [-clip, clip].
 
@@ -42,14 +52,11 @@ class ObsNormalizer(nn.Module):
         n = x.shape[0]
         if n == 0:
             return
-        batch_mean = x.mean(0)
-        batch_var = x.var(0, unbiased=False)
-        total = self.count + n
-        delta = batch_mean - self.mean
-        self.mean += delta * n / total
-        m2 = self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total
-        self.var.copy_(m2 / total)
-        self.count.copy_(total)
+        mean, var, count = merge_moments(self.mean, self.var, self.count, x.mean(0),
+                                         x.var(0, unbiased=False), n)
+        self.mean.copy_(mean)
+        self.var.copy_(var)
+        self.count.copy_(count)
         self._refresh()
 
     @torch.no_grad()
