@@ -92,7 +92,10 @@ class ModelConfig:
 
 @dataclass
 class AlgoConfig:
-    name: str = _f("a2c", "algorithm", choices=("a2c", "a3c", "impala", "ppo"))
+    name: str = _f("a2c", "algorithm (a3c: Hogwild workers stepping one shared optimizer; "
+                   "a3c_ps: A3C with a parameter server, workers on Ray send gradients that "
+                   "one learner applies as they arrive)",
+                   choices=("a2c", "a3c", "a3c_ps", "impala", "ppo"))
     lr: float = _f(7e-4, "learning rate", min=0, min_exclusive=True)
     lr_schedule: str = _f("constant", "learning-rate schedule: linear decays to 0 at total_steps; "
                           "log10 is lr / log10(0.01 * episode + 10)",
@@ -389,6 +392,7 @@ def check_consistency(cfg: Config) -> None:
     if any(int(h) < 1 for h in cfg.model.hidden_sizes):
         raise ConfigError(f"model.hidden_sizes must be positive, got {cfg.model.hidden_sizes}")
     _check_ppo_and_normalization(cfg)
+    _check_backend(cfg)
     if cfg.algo.overlap:
         if cfg.algo.name not in ("a2c", "ppo"):
             raise ConfigError(f"algo.overlap is for A2C; {cfg.algo.name} acts in its own "
@@ -406,6 +410,18 @@ def check_consistency(cfg: Config) -> None:
         if cfg.algo.normalize_advantage:
             raise ConfigError("algo.normalize_advantage needs the whole batch's statistics; "
                               "it cannot be used with algo.processes > 1")
+
+
+def _check_backend(cfg: Config) -> None:
+    """Which algorithms run where: A3C's Hogwild workers share memory on one machine; its
+    Ray variant is a different algorithm with a name of its own."""
+    if cfg.algo.name == "a3c" and cfg.run.backend == "ray":
+        raise ConfigError("algo.name=a3c is Hogwild workers stepping one shared optimizer on "
+                          "this machine; on Ray the workers send gradients to one learner, "
+                          "a different algorithm: set algo.name=a3c_ps")
+    if cfg.algo.name == "a3c_ps" and cfg.run.backend != "ray":
+        raise ConfigError("algo.name=a3c_ps (A3C with a parameter server) runs its workers on "
+                          "Ray: set run.backend=ray, or algo.name=a3c for local A3C")
 
 
 def _check_ppo_and_normalization(cfg: Config) -> None:

@@ -171,9 +171,20 @@ def test_parameters_go_to_the_object_store_once_per_version(cluster):
         source.close()
 
 
+@pytest.mark.parametrize("preset,sets,match", [
+    ("cartpole-a3c", ["run.backend=ray"], "set algo.name=a3c_ps"),
+    ("cartpole-impala", ["algo.name=a3c_ps"], "set run.backend=ray"),
+])
+def test_each_a3c_variant_has_its_own_name(preset, sets, match):
+    """Local A3C (Hogwild on shared memory) and A3C with a parameter server on Ray are two
+    algorithms; asking for one where only the other runs says so."""
+    with pytest.raises(ConfigError, match=match):
+        load_config(preset, overrides=sets)
+
+
 def test_a3c_gradient_workers_on_ray(cluster, tmp_path):
     summary = train("cartpole-impala", tmp_path / "run", quiet=True,
-                    overrides=["algo.name=a3c", "run.backend=ray", "run.total_steps=5000",
+                    overrides=["algo.name=a3c_ps", "run.backend=ray", "run.total_steps=5000",
                                "run.eval_episodes=2", "run.log_every=5", "algo.num_steps=8",
                                "algo.lr=7e-4", "algo.lr_schedule=constant"])
     assert summary["status"] == "finished" and summary["env_steps"] >= 5000

@@ -4,8 +4,10 @@ cluster; the learner stays in the driver process.
 Two algorithms run on it, both through the learner loop of algos/impala.py:
 - `algo.name: impala`: actors send trajectories with their behaviour log-probabilities,
   the learner applies V-trace.
-- `algo.name: a3c`: actors compute the A3C gradient (`rollout_loss`) on their copy of the
-  model and send it; the learner applies each gradient as it arrives.
+- `algo.name: a3c_ps` (A3C with a parameter server): actors compute the A3C gradient
+  (`rollout_loss`) on their copy of the model and send it; the learner applies each
+  gradient as it arrives. Local A3C (`algo.name: a3c`) is a different algorithm: its
+  workers step one shared optimizer themselves (Hogwild).
 
 Parameters go to the object store once per version (`ray.put` when a worker first needs
 that version); tasks carry only the reference, and a worker fetches it only when its
@@ -292,12 +294,12 @@ class RayActors:
 
 
 def run_ray(session, model: nn.Module, resume=None) -> None:
-    """Train `algo.name` a3c or impala with Ray actors as the workers."""
+    """Train `algo.name` a3c_ps or impala with Ray actors as the workers."""
     from actorcritic.algos.impala import run_learner
 
     cfg = session.cfg
-    if cfg.algo.name not in ("a3c", "impala"):
-        raise ConfigError(f"run.backend=ray runs algo.name a3c or impala, not "
+    if cfg.algo.name not in ("a3c_ps", "impala"):
+        raise ConfigError(f"run.backend=ray runs algo.name a3c_ps or impala, not "
                           f"{cfg.algo.name}; use run.backend=local for {cfg.algo.name}")
     method, mode = ("rollout", "trajectories") if cfg.algo.name == "impala" else \
         ("gradients", "gradients")
