@@ -53,7 +53,8 @@ def test_return_scaling_equals_a_plain_loop():
     rewards = rng.normal(0.5, 3.0, size=(steps, n))
     dones = rng.random((steps, n)) < 0.05
     scaler = ReturnScale(n, gamma, clip=10.0)
-    got = np.stack([scaler(rewards[t], dones[t]) for t in range(steps)])
+    no = np.zeros(n, dtype=bool)
+    got = np.stack([scaler(rewards[t], dones[t], no) for t in range(steps)])
     # reference: every return ever seen, variance over all of them (plus the prior)
     returns, seen, want = np.zeros(n), [], []
     for t in range(steps):

@@ -154,6 +154,7 @@ def _serve(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, make_
         to_env = ActionAdapter(envs.single_action_space)
         carry = Carry.start(envs.reset(seed=env_seed(cfg, rank)), model, cpu)
         keep_graph = reuses_acting_graph(model, cfg.algo)
+        rewards = ConstantScale(cfg.algo.reward_scale)
         conn.send(("ready",))
         while True:
             message = conn.recv()
@@ -161,7 +162,7 @@ def _serve(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, make_
                 return
             with_stats = message[1]
             episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard,
-                                       keep_graph, None, ConstantScale(cfg.algo.reward_scale))
+                                       keep_graph, None, rewards)
             for episode in episodes:
                 episode.env_index += rank * envs.num_envs
             acted, buf.acted = buf.acted, None

@@ -118,6 +118,7 @@ def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_
         steps_per_update = cfg.algo.num_steps * envs.num_envs
         row = counters[wid]
         conn.send(("ready",))
+        rewards = ConstantScale(cfg.algo.reward_scale)
         n = 0
         while not stop.is_set() and os.getppid() == parent_pid:
             pull_params(local, global_model)
@@ -126,7 +127,7 @@ def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_
             for group in optimizer.param_groups:
                 group["lr"] = lr
             episodes = collect_rollout(envs, local, buf, carry, to_env, cfg.run.nan_guard,
-                                       ConstantScale(cfg.algo.reward_scale))
+                                       rewards)
             loss, stats = rollout_loss(local, buf, cfg.algo)
             a3c_update(local, global_params, optimizer, loss, stats, cfg.algo.max_grad_norm,
                        cfg.run.nan_guard, n)

@@ -18,7 +18,8 @@ class ConstantScale:
     def __init__(self, factor: float):
         self.factor = float(factor)
 
-    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+    def __call__(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray
+                 ) -> np.ndarray:
         return reward if self.factor == 1.0 else reward * self.factor
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -41,11 +42,12 @@ class ReturnScale:
         self.returns = np.zeros(num_envs)
         self.mean, self.var, self.count = 0.0, 1.0, 1e-4
 
-    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+    def __call__(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray
+                 ) -> np.ndarray:
         self.returns = self.returns * self.gamma + reward
         self._update(self.returns)
         scaled = reward / np.sqrt(self.var + self.eps)
-        self.returns[done] = 0.0
+        self.returns[terminated | truncated] = 0.0
         return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
 
     def _update(self, x: np.ndarray) -> None:

@@ -236,7 +236,7 @@ def _steps(envs: VecEnv, buf: RolloutBuffer, acting, to_env: ActionAdapter, firs
         b.obs[t + 1] = obs
         b.terminated[t] = terminated
         b.truncated[t] = truncated
-        b.rewards[t] = rewards(reward, b.terminated[t] | b.truncated[t])
+        b.rewards[t] = rewards(reward, terminated, truncated)
         first = reset_next
         reset_next = ~reset_next & (terminated | truncated)
         if finished:
