@@ -9,6 +9,20 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> tor
     return (x * mask).sum() / count
 
 
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, valid: torch.Tensor
+                       ) -> torch.Tensor:
+    """1 - Var[returns - values] / Var[returns] over the valid steps (1: perfect, 0: no
+    better than a constant, < 0: worse)."""
+    mask = valid.float()
+    count = mask.sum().clamp(min=1.0)
+
+    def var(x):
+        return masked_mean((x - masked_mean(x, mask, count)) ** 2, mask, count)
+
+    with torch.no_grad():
+        return 1.0 - var(returns - values) / var(returns).clamp(min=1e-8)
+
+
 def normalized(x: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     """(x - mean) / (std + 1e-8) with the mean and std over the masked entries."""
     mean = masked_mean(x, mask, count)
@@ -39,16 +53,13 @@ def actor_critic_loss(logp: torch.Tensor, entropy: torch.Tensor, values: torch.T
         return loss, {"losses/total": loss.detach()}
     with torch.no_grad():
         ret_mean = masked_mean(returns, mask, count)
-        ret_var = masked_mean((returns - ret_mean) ** 2, mask, count)
-        err_var = masked_mean((returns - values - masked_mean(returns - values, mask, count)) ** 2,
-                              mask, count)
         adv_mean = masked_mean(advantages, mask, count)
         stats = {
             "losses/policy": policy_loss.detach(),
             "losses/value": value_loss.detach(),
             "losses/entropy": entropy_mean.detach(),
             "losses/total": loss.detach(),
-            "diag/explained_variance": 1.0 - err_var / ret_var.clamp(min=1e-8),
+            "diag/explained_variance": explained_variance(values, returns, valid),
             "diag/advantage_mean": adv_mean,
             "diag/advantage_std": masked_mean((advantages - adv_mean) ** 2, mask, count).sqrt(),
             "diag/value_mean": masked_mean(values, mask, count),

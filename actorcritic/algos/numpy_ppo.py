@@ -18,10 +18,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from actorcritic.algos.losses import explained_variance
 from actorcritic.algos.numpy_update import NumpyA2CUpdate
 from actorcritic.algos.ppo import clip_at
 from actorcritic.algos.returns import gae_numpy
-from actorcritic.algos.update import OptimizerState, explained_variance
+from actorcritic.algos.update import OptimizerState
 from actorcritic.run.loop import Collected
 
 

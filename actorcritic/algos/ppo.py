@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from actorcritic.algos.losses import ppo_loss
+from actorcritic.algos.losses import explained_variance, ppo_loss
 from actorcritic.algos.returns import gae_advantages
-from actorcritic.algos.update import OptimizerState, apply_update, explained_variance
+from actorcritic.algos.update import OptimizerState, apply_update
 from actorcritic.models.normalize import update_obs_stats
 from actorcritic.run.loop import Collected
 

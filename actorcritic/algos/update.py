@@ -41,20 +41,6 @@ def rollout_loss(model: nn.Module, buf: RolloutBuffer, cfg: AlgoConfig, with_sta
                              cfg.vf_coef, cfg.ent_coef, cfg.normalize_advantage, with_stats)
 
 
-def explained_variance(values: torch.Tensor, returns: torch.Tensor, valid: torch.Tensor
-                       ) -> torch.Tensor:
-    """1 - Var[returns - values] / Var[returns] over the valid steps (1: perfect, 0: no
-    better than a constant, < 0: worse)."""
-    mask = valid.float()
-    count = mask.sum().clamp(min=1.0)
-
-    def var(x):
-        mean = (x * mask).sum() / count
-        return (((x - mean) ** 2) * mask).sum() / count
-
-    return 1.0 - var(returns - values) / var(returns).clamp(min=1e-8)
-
-
 def reuses_acting_graph(model: nn.Module, cfg: AlgoConfig) -> bool:
     """Whether A2C backpropagates through the acting passes (`algo.reuse_acting_graph`).
 
