@@ -168,6 +168,47 @@ def test_feedforward_minibatches_cover_each_step_once_per_epoch():
     torch.testing.assert_close(logp, pick(collected.data[0].logp), rtol=0, atol=2e-6)
 
 
+@pytest.mark.parametrize("encoder,core", [("nature_cnn", "none"), ("small_cnn", "lstm")])
+def test_frames_converted_once_give_the_minibatches_of_the_plain_path(encoder, core):
+    """The learner converts a rollout's uint8 frames once (`model.learner_obs`) instead of
+    once per epoch; every minibatch's log-probs, values and gradients stay bit for bit
+    those of the frames as stored."""
+    import gymnasium as gym
+
+    from actorcritic.models.encoders import image_input, prepared_frames
+
+    obs_space = gym.spaces.Box(0, 255, (4, 42, 42), np.uint8)
+    cfg = load_config("pong-ppo", overrides=[
+        f"model.encoder={encoder}", f"model.core={core}", "model.core_size=16",
+        "env.num_envs=4", "algo.minibatches=2"])
+    torch.manual_seed(0)
+    model = build_model(cfg, obs_space, gym.spaces.Discrete(6))
+    buf = RolloutBuffer(6, 4, obs_space, gym.spaces.Discrete(6))
+    g = torch.Generator().manual_seed(1)
+    buf.obs.copy_(torch.randint(0, 256, buf.obs.shape, generator=g, dtype=torch.uint8))
+    buf.actions.copy_(torch.randint(0, 6, buf.actions.shape, generator=g))
+    buf.first[2, 1] = True
+    buf.start_state = tuple(torch.randn(s.shape, generator=g)
+                            for s in model.initial_state(4))
+    prepared = model.learner_obs(buf.obs)
+    assert torch.equal(prepared, buf.obs.float() / 255)
+    flat = prepared[:6].reshape(24, 4, 42, 42)[torch.tensor([5, 0, 17])]
+    assert flat.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(image_input(flat), prepared_frames(buf.obs[:6].reshape(24, 4, 42, 42))
+                       [torch.tensor([5, 0, 17])])
+    learner = PPOLearner(model, torch.optim.Adam(model.parameters()), cfg,
+                         torch.device("cpu"), lambda: 0.0)
+    for index in learner._minibatches(np.random.default_rng(2), buf):
+        results = []
+        for obs in (None, prepared):
+            model.zero_grad(set_to_none=True)
+            logp, entropy, values, _ = learner.minibatch_forward(buf, index, obs)
+            (logp.sum() + values.sum() + entropy.sum()).backward()
+            results.append([logp, values] + [p.grad.clone() for p in model.parameters()])
+        for plain, once in zip(*results, strict=True):
+            assert torch.equal(plain, once)
+
+
 def test_target_kl_ends_the_epochs_early(tmp_path):
     summary = train("cartpole-ppo", tmp_path / "run", quiet=True, overrides=[
         "run.total_steps=2560", "run.eval_episodes=0", "run.eval_every=0", "run.log_every=1",

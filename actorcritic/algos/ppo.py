@@ -69,6 +69,7 @@ class PPOLearner(OptimizerState):
         batch = buf.to(self.device)
         old_values, advantages, returns = rollout_targets(self.model, batch, self.cfg.algo.gamma,
                                                           self.cfg.algo.gae_lambda)
+        obs = self.model.learner_obs(batch.obs)  # frames converted once, not once a pass
         rng = np.random.default_rng([self.cfg.run.seed, update, 0x990])
         clip = clip_at(self.cfg.algo, self.progress())
         totals: dict[str, torch.Tensor] = {}
@@ -76,7 +77,8 @@ class PPOLearner(OptimizerState):
         last: dict = {}
         for _ in range(self.cfg.algo.epochs):
             for index in self._minibatches(rng, batch):
-                loss, stats = self._loss(batch, index, old_values, advantages, returns, clip)
+                loss, stats = self._loss(batch, obs, index, old_values, advantages, returns,
+                                         clip)
                 if self.cfg.algo.target_kl and \
                         float(stats["losses/approx_kl"]) > 1.5 * self.cfg.algo.target_kl:
                     stop = True
@@ -110,13 +112,15 @@ class PPOLearner(OptimizerState):
         for part in np.array_split(rng.permutation(n), self.cfg.algo.minibatches):
             yield torch.from_numpy(part).to(self.device)
 
-    def minibatch_forward(self, batch, index: torch.Tensor):
+    def minibatch_forward(self, batch, index: torch.Tensor, obs: torch.Tensor | None = None):
         """(log-probs, entropies, values, pick) of a minibatch at the current parameters;
-        `pick` selects the minibatch's entries of any [T, N] tensor of the rollout."""
+        `pick` selects the minibatch's entries of any [T, N] tensor of the rollout. `obs` is
+        the rollout's observations as `model.learner_obs` holds them (default: as stored)."""
         T = batch.num_steps
+        obs = batch.obs if obs is None else obs
         if self.recurrent:  # whole sequences from their start state: [T, n]
             state = tuple(s[index] for s in batch.start_state)
-            params, values, _ = self.model(batch.obs[:T, index], batch.first[:T, index], state)
+            params, values, _ = self.model(obs[:T, index], batch.first[:T, index], state)
 
             def pick(x):
                 return x[:, index]
@@ -124,16 +128,16 @@ class PPOLearner(OptimizerState):
             def pick(x):
                 return x.reshape(T * batch.num_envs, *x.shape[2:])[index]
 
-            params, values, _ = self.model(pick(batch.obs[:T])[None],
+            params, values, _ = self.model(pick(obs[:T])[None],
                                            pick(batch.first[:T])[None], ())
             params, values = params[0], values[0]
         logp, entropy = self.model.policy.log_prob_entropy(params, pick(batch.actions))
         return logp, entropy, values, pick
 
-    def _loss(self, batch, index: torch.Tensor, old_values: torch.Tensor,
+    def _loss(self, batch, obs: torch.Tensor, index: torch.Tensor, old_values: torch.Tensor,
               advantages: torch.Tensor, returns: torch.Tensor, clip: float):
         algo = self.cfg.algo
-        logp, entropy, values, pick = self.minibatch_forward(batch, index)
+        logp, entropy, values, pick = self.minibatch_forward(batch, index, obs)
         return ppo_loss(logp, pick(batch.logp), entropy, values, pick(old_values),
                         pick(advantages), pick(returns), pick(batch.valid), clip,
                         algo.vf_coef, algo.ent_coef, algo.clip_value_loss,

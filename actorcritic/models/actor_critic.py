@@ -19,7 +19,7 @@ from torch import nn
 from actorcritic.config import Config, ModelConfig
 from actorcritic.errors import ConfigError
 from actorcritic.models.cores import State, make_core
-from actorcritic.models.encoders import MLP, NatureCNN, SmallCNN, orthogonal_
+from actorcritic.models.encoders import MLP, NatureCNN, SmallCNN, orthogonal_, prepared_frames
 from actorcritic.models.heads import make_head
 from actorcritic.models.normalize import ObsNormalizer
 
@@ -103,6 +103,14 @@ class ActorCritic(nn.Module):
             value_features, critic_state = self.critic_trunk(obs, first, state[n_actor:])
             new_state = actor_state + critic_state
         return self.policy(features), self.value(value_features).squeeze(-1), new_state
+
+    def learner_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """A rollout's observations as a learner that reads them several times holds them:
+        uint8 frames for a CNN converted once (`prepared_frames`, the same values the
+        encoder would compute on each pass), anything else as it is."""
+        if obs.dtype == torch.uint8 and not isinstance(self.actor_trunk.encoder, MLP):
+            return prepared_frames(obs)
+        return obs
 
     @torch.inference_mode()
     def act(self, obs: torch.Tensor, first: torch.Tensor, state: State, greedy: bool = False,

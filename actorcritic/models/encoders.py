@@ -30,6 +30,20 @@ def image_input(images: torch.Tensor) -> torch.Tensor:
     return x.div_(255.0) if images.dtype == torch.uint8 else x
 
 
+def prepared_frames(images: torch.Tensor) -> torch.Tensor:
+    """uint8 frames [..., C, H, W] converted once, as `image_input` would convert them:
+    float32 divided by 255, each frame channels-last in memory.
+
+    For a learner that passes over the same rollout several times (PPO's epochs): indexing
+    the result keeps the layout, so `image_input` finds its input ready and copies nothing.
+    The values are those `image_input` computes, bit for bit.
+    """
+    *lead, c, h, w = images.shape
+    out = torch.empty(*lead, h, w, c, dtype=torch.float32, device=images.device)
+    out.copy_(images.movedim(-3, -1))
+    return out.div_(255.0).movedim(-1, -3)
+
+
 class MLP(nn.Module):
     """Fully connected encoder for vector observations."""
 
