@@ -188,7 +188,7 @@ class Ours:
             self.model.share_memory()
             self.grad = torch.zeros(sum(p.numel() for p in self.params))
             flat_gradients(self.params, self.grad)
-            self.helpers = Helpers(cfg, self.model, self.grad.numel(), seed=1,
+            self.helpers = Helpers(cfg, self.model, self.grad.numel(),
                                    make_envs=synthetic_envs if synthetic else None)
 
     def update(self) -> None:

@@ -190,7 +190,7 @@ def _over_processes(session, model, optimizer, envs, carry, buf, keep_graph):
     params = [p for p in model.parameters() if p.requires_grad]
     own_grad = torch.zeros(sum(p.numel() for p in params))
     flat_gradients(params, own_grad)
-    helpers = Helpers(cfg, model, own_grad.numel(), cfg.run.seed + session.updates)
+    helpers = Helpers(cfg, model, own_grad.numel(), session.updates)
     sampler = SyncSampler(envs, model, carry, buf, cfg, keep_graph,
                           reward_transform(cfg.algo, envs.num_envs), helpers=helpers)
     return sampler, ProcessLearner(model, optimizer, cfg, session.device, helpers, own_grad,

@@ -36,9 +36,16 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from actorcritic.errors import NonFiniteError, UserError, WorkerFailure
-
-STARTUP_SECONDS = 120.0  # a spawned helper imports torch and makes its envs
+from actorcritic.errors import WorkerFailure
+from actorcritic.run.workers import (
+    STARTUP_GRACE,
+    child_setup,
+    raise_report,
+    reap_process,
+    send_report,
+    start_process,
+    worker_seed,
+)
 
 
 def share_of(cfg):
@@ -123,13 +130,11 @@ def helper_main(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, 
     """Entry point of helper process `rank` (spawned; the model arrives in shared memory).
     `seed` seeds its action sampling; `make_envs(env_cfg, seed)` (default
     `make_vector_env`) builds its envs."""
-    from actorcritic.algos.child import child_setup, report_error
-
     child_setup(f"a2c-process-{rank}", seed)
     try:
         _serve(rank, cfg, model, grad_row, conn, make_envs)
     except BaseException as exc:  # noqa: BLE001 - every failure goes to rank 0
-        report_error(conn, f"A2C process {rank}", exc)
+        send_report(conn, f"A2C process {rank}", exc)
     finally:
         conn.close()
 
@@ -179,10 +184,16 @@ def _serve(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, make_
 
 class Helpers:
     """Rank 0's handle on the helper processes: start them, run one update's exchange,
-    stop them. Every wait checks that the helpers are alive."""
+    stop them. Every wait checks that the helpers are alive.
 
-    def __init__(self, cfg, model: nn.Module, num_params: int, seed: int, make_envs=None):
-        """`make_envs(env_cfg, seed)`, a module-level function, replaces `make_vector_env`
+    A helper is not restarted: its gradient is part of the update every process waits for,
+    so a helper that dies or hangs ends the run with one line (and the final checkpoint of
+    the last good parameters)."""
+
+    def __init__(self, cfg, model: nn.Module, num_params: int, updates: int = 0,
+                 make_envs=None):
+        """`updates`: where the run (or its resume) starts, for the helpers' seeds.
+        `make_envs(env_cfg, seed)`, a module-level function, replaces `make_vector_env`
         in the helpers (benchmarks/atari_throughput.py gives them envs that cost nothing)."""
         self.cfg = cfg
         count = cfg.algo.processes - 1
@@ -191,15 +202,15 @@ class Helpers:
         self.conns, self.procs = [], []
         for rank in range(1, count + 1):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=helper_main, name=f"a2c-process-{rank}", daemon=True,
-                               args=(rank, cfg, model, self.rows[rank - 1], child,
-                                     seed * 1000 + rank, make_envs))
-            proc.start()
+            seed = worker_seed(cfg.run.seed, rank, 0, updates)
+            proc = start_process(ctx, helper_main, (rank, cfg, model, self.rows[rank - 1],
+                                                    child, seed, make_envs),
+                                 f"a2c-process-{rank}", daemon=True)
             child.close()
             self.conns.append(parent)
             self.procs.append(proc)
         for rank in range(1, count + 1):
-            self._expect(rank, "ready", STARTUP_SECONDS)
+            self._expect(rank, "ready", STARTUP_GRACE)
 
     def start_rollouts(self, with_stats: bool) -> None:
         for rank, conn in enumerate(self.conns, start=1):
@@ -238,10 +249,7 @@ class Helpers:
         except (EOFError, OSError):  # its end of the pipe closed (or reset) as it died
             raise self._died(rank) from None
         if message[0] == "error":
-            _, text, payload, _trace = message
-            if isinstance(payload, (UserError, NonFiniteError)):
-                raise type(payload)(str(payload))
-            raise WorkerFailure(text)
+            raise_report(message[1])
         if message[0] != kind:
             raise WorkerFailure(f"A2C process {rank} sent {message[0]!r}, expected {kind!r}")
         return message
@@ -258,10 +266,7 @@ class Helpers:
             except (OSError, ValueError):
                 pass
         for proc in self.procs:
-            proc.join(5)
-            if proc.is_alive():  # hung, or stopped (SIGSTOP): only SIGKILL ends that
-                proc.kill()
-                proc.join(5)
+            reap_process(proc, grace=5.0)
         for conn in self.conns:
             conn.close()
 

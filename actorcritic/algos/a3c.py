@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import threading
 import time
 from collections import deque
 from multiprocessing.connection import wait as wait_connections
@@ -32,15 +30,21 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from actorcritic.algos.child import child_setup, report_error
 from actorcritic.algos.shared_optim import make_shared_optimizer
 from actorcritic.algos.update import clip_and_measure, guard_update, lr_at, rollout_loss
-from actorcritic.errors import WorkerFailure
 from actorcritic.run.loop import keeping_last_good
+from actorcritic.run.workers import (
+    ErrorReport,
+    WorkerPool,
+    child_setup,
+    raise_report,
+    reap_process,
+    send_report,
+    start_process,
+)
 
 STEPS, UPDATES, EPISODES = 0, 1, 2  # columns of the shared counters
 JOIN_GRACE = 5.0                    # seconds children get to stop before SIGTERM, then SIGKILL
-STARTUP_GRACE = 120.0               # seconds a new child may take to report (spawn imports torch)
 
 
 # ---------------------------------------------------------------- the update (one worker)
@@ -91,7 +95,7 @@ def worker_main(wid: int, cfg, global_model: nn.Module, optimizer, counters: tor
     try:
         _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_pid)
     except BaseException as exc:
-        report_error(conn, f"worker {wid}", exc)
+        send_report(conn, f"A3C worker {wid}", exc)
         raise SystemExit(1) from None
     finally:
         conn.close()
@@ -172,7 +176,7 @@ def evaluator_main(cfg, global_model: nn.Module, conn, parent_pid: int) -> None:
     except (EOFError, BrokenPipeError):
         pass  # the main process went away
     except BaseException as exc:
-        report_error(conn, "evaluator", exc)
+        send_report(conn, "A3C evaluator", exc)
         raise SystemExit(1) from None
     finally:
         conn.close()
@@ -180,134 +184,119 @@ def evaluator_main(cfg, global_model: nn.Module, conn, parent_pid: int) -> None:
 
 # ---------------------------------------------------------------- the pool of children
 
-class _Child:
-    def __init__(self, name: str, index: int):
-        self.name, self.index = name, index
-        self.proc = None
-        self.conn = None
-        self.last_seen = 0.0
-        self.incarnation = -1
-        self.error: str | None = None
-        self.busy = False          # evaluator: an evaluation is in flight
-        self.reported = False      # past start-up: sent something besides "ready"
-        self.sps_mark = (0.0, 0)   # workers: (time, steps) at the last log
-        self.returns: deque[float] = deque(maxlen=20)  # workers: their last episode returns
-
-
 class ChildPool:
-    """Starts, watches, restarts and reaps the worker processes and the evaluator."""
+    """The worker processes and the evaluator, each behind a pipe: the transport of a
+    `WorkerPool`, which decides when one is restarted. Index `num_workers` is the evaluator."""
 
     def __init__(self, session, model: nn.Module, optimizer, counters: torch.Tensor):
         self.session, self.cfg = session, session.cfg
         self.model, self.optimizer, self.counters = model, optimizer, counters
         self.ctx = mp.get_context("spawn")
-        self.stop = self.ctx.Event()
-        self.restarts = 0
+        self.stop_event = self.ctx.Event()
         self.stopped = False
-        self.base_seed = self.cfg.run.seed + session.updates
-        self.workers = [_Child(f"worker {i}", i) for i in range(self.cfg.algo.num_workers)]
-        self.evaluator = _Child("evaluator", -1) if self.cfg.run.eval_every else None
+        workers = self.cfg.algo.num_workers
+        names = [f"A3C worker {i}" for i in range(workers)]
+        self.evaluator = None
+        if self.cfg.run.eval_every:
+            self.evaluator = workers
+            names.append("A3C evaluator")
+        self.procs: list = [None] * len(names)
+        self.conns: list = [None] * len(names)
+        self.sps_mark = [(0.0, 0)] * workers   # (time, steps) at the last log
+        self.returns = [deque(maxlen=20) for _ in range(workers)]  # last episode returns
+        run = self.cfg.run
+        self.pool = WorkerPool("A3C worker", len(names), self, run.worker_timeout,
+                               run.max_worker_restarts, run.seed, session.updates, names)
 
     @property
-    def children(self) -> list[_Child]:
-        return self.workers + ([self.evaluator] if self.evaluator else [])
+    def restarts(self) -> int:
+        return self.pool.restarts
 
     def start_all(self) -> None:
-        for child in self.children:
-            self._start(child)
+        self.pool.start_all()
 
-    def _start(self, child: _Child) -> None:
-        child.incarnation += 1
-        child.error, child.busy, child.reported = None, False, False
-        if child is self.evaluator:
+    # ------------------------------------------------------------ the transport
+
+    def start_worker(self, index: int, seed: int) -> None:
+        if index == self.evaluator:
             conn, child_conn = self.ctx.Pipe(duplex=True)
-            target = evaluator_main
-            args = (self.cfg, self.model, child_conn, os.getpid())
+            target, args = evaluator_main, (self.cfg, self.model, child_conn, os.getpid())
         else:
             conn, child_conn = self.ctx.Pipe(duplex=False)
-            seed = self.base_seed + 1000 * (child.index + 1) + 100_000 * child.incarnation
             target = worker_main
-            args = (child.index, self.cfg, self.model, self.optimizer, self.counters,
-                    self.stop, child_conn, seed, os.getpid())
-        proc = self.ctx.Process(target=target, args=args, name=f"a3c-{child.name}")
-        with _sigint_ignored():  # a child starts with SIGINT ignored, before Python runs
-            proc.start()
+            args = (index, self.cfg, self.model, self.optimizer, self.counters, self.stop_event,
+                    child_conn, seed, os.getpid())
+            self.sps_mark[index] = (time.monotonic(), int(self.counters[index, STEPS]))
+        self.procs[index] = start_process(self.ctx, target, args,
+                                          f"a3c-{self.pool.names[index]}")
         child_conn.close()  # so a dead child's pipe reads as EOF here
-        child.proc, child.conn, child.last_seen = proc, conn, time.monotonic()
-        child.sps_mark = (time.monotonic(), int(self.counters[child.index, STEPS])) \
-            if child.index >= 0 else (0.0, 0)
+        self.conns[index] = conn
+
+    def stop_worker(self, index: int) -> None:
+        if self.procs[index] is not None:
+            reap_process(self.procs[index])
+            self.procs[index].close()
+            self.procs[index] = None
+        self._close_conn(index)
+
+    def exit_code(self, index: int) -> int | None:
+        proc = self.procs[index]
+        code = None if proc is None else proc.exitcode
+        if code is not None:
+            self._read_last_error(index)
+        return code
+
+    def _close_conn(self, index: int) -> None:
+        if self.conns[index] is not None:
+            self.conns[index].close()
+            self.conns[index] = None
 
     # ------------------------------------------------------------ messages
 
-    def poll(self, timeout: float) -> list[tuple[_Child, tuple]]:
-        """Messages that arrived within `timeout` seconds, with the child that sent each."""
-        by_conn = {c.conn: c for c in self.children if c.conn is not None}
+    def poll(self, timeout: float) -> list[tuple[int, tuple]]:
+        """Messages that arrived within `timeout` seconds, with the index of their sender."""
+        by_conn = {c: i for i, c in enumerate(self.conns) if c is not None}
         out = []
         for conn in wait_connections(list(by_conn), timeout=timeout):
-            child = by_conn[conn]
+            index = by_conn[conn]
             try:
                 while conn.poll():
                     msg = conn.recv()
-                    out.append((child, msg))
+                    out.append((index, msg))
                     # the first rollout (first backward) still counts as start-up time
-                    child.reported = child.reported or msg[0] != "ready"
+                    self.pool.heard_from(index, started_up=msg[0] != "ready")
             except (EOFError, OSError):
-                conn.close()  # the child is gone; check_health sees its exit code
-                child.conn = None
+                self._close_conn(index)  # the child is gone; check() sees its exit code
             except Exception as exc:  # a message cut off by a killed child
-                child.error = f"unreadable message ({type(exc).__name__})"
-                conn.close()
-                child.conn = None
-            child.last_seen = time.monotonic()
+                self.pool.workers[index].error = f"unreadable message ({type(exc).__name__})"
+                self._close_conn(index)
         return out
+
+    def note_error(self, index: int, report: ErrorReport) -> None:
+        """A child's error: a user error or a NaN ends the run (a restart would repeat it);
+        anything else is kept for the line that reports its exit."""
+        if report.user_error:
+            raise_report(report)
+        self.pool.workers[index].error = report.text()
+
+    def _read_last_error(self, index: int) -> None:
+        """A child that died may have said why just before: read what is left in its pipe."""
+        conn = self.conns[index]
+        try:
+            while conn is not None and conn.poll():
+                msg = conn.recv()
+                if msg[0] == "error":
+                    self.note_error(index, msg[1])
+        except (EOFError, OSError):
+            pass
 
     # ------------------------------------------------------------ faults
 
     def check_health(self) -> None:
         """Restart a child that died or went silent; fail once restarts are used up."""
-        now, timeout = time.monotonic(), self.cfg.run.worker_timeout
-        for child in self.children:
-            if child.proc is None:
-                continue
-            code = child.proc.exitcode
-            limit = timeout if child.reported else max(timeout, STARTUP_GRACE)
-            silent = now - child.last_seen > limit
-            if child is self.evaluator and child.busy:
-                silent = False  # a long evaluation is not a hang
-            if code is None and not silent:
-                continue
-            if code is not None:
-                self._read_last_error(child)
-            reason = f"exited with code {code}" if code is not None else \
-                f"sent no heartbeat for {limit:g}s (run.worker_timeout={timeout:g})"
-            if child.error:
-                reason += f" ({child.error})"
-            self._reap(child)
-            most = self.cfg.run.max_worker_restarts
-            if self.restarts >= most:
-                raise WorkerFailure(f"A3C {child.name} {reason}; the restart limit "
-                                    f"run.max_worker_restarts={most} is used up, so the run "
-                                    f"stops (a final checkpoint is written)")
-            self.restarts += 1
-            self.session.progress.message(f"A3C {child.name} {reason}: restarting it from the "
-                                          f"global model ({self.restarts}/{most} restarts)")
-            self._release_orphaned_lock()
-            self._start(child)
+        self.pool.check(self._release_orphaned_lock, say=self.session.progress.message)
 
-    def _read_last_error(self, child: _Child) -> None:
-        """A child that died may have said why just before: read what is left in its pipe."""
-        conn = child.conn
-        try:
-            while conn is not None and conn.poll():
-                msg = conn.recv()
-                if msg[0] == "error":
-                    if msg[2] is not None:  # a user error or a NaN: restarting will not help
-                        raise msg[2]
-                    child.error = msg[1]
-        except (EOFError, OSError):
-            pass
-
-    def _release_orphaned_lock(self) -> None:
+    def _release_orphaned_lock(self, index: int, why: str) -> None:
         """A worker killed inside a locked optimizer step leaves the lock held: free it."""
         lock = self.optimizer.lock
         if lock is None:
@@ -317,48 +306,35 @@ class ChildPool:
         else:
             lock.release()
 
-    def _reap(self, child: _Child, grace: float = 0.0) -> None:
-        proc = child.proc
-        if proc.exitcode is None and grace > 0:
-            proc.join(grace)
-        if proc.exitcode is None:
-            proc.terminate()
-            proc.join(2.0)
-        if proc.exitcode is None:
-            proc.kill()
-            proc.join()
-        proc.close()
-        child.proc = None
-        if child.conn is not None:
-            child.conn.close()
-            child.conn = None
-
     # ------------------------------------------------------------ evaluation
 
     def request_eval(self, env_steps: int, seed: int) -> bool:
-        ev = self.evaluator
-        if ev is None or ev.busy or ev.conn is None:
+        index = self.evaluator
+        if index is None or self.pool.workers[index].busy or self.conns[index] is None:
             return False
         try:
-            ev.conn.send(("eval", env_steps, seed))
+            self.conns[index].send(("eval", env_steps, seed))
         except (BrokenPipeError, OSError):
             return False
-        ev.busy = True
+        self.pool.workers[index].busy = True
         return True
+
+    def eval_done(self) -> None:
+        self.pool.workers[self.evaluator].busy = False
 
     # ------------------------------------------------------------ per-worker speed
 
     def worker_stats(self) -> dict[str, float]:
         """Per worker: env steps per second since the last call, mean of its last returns."""
         now, out = time.monotonic(), {}
-        for w in self.workers:
-            steps = int(self.counters[w.index, STEPS])
-            t0, s0 = w.sps_mark
+        for index, (t0, s0) in enumerate(self.sps_mark):
+            steps = int(self.counters[index, STEPS])
             if now > t0:
-                out[f"workers/{w.index}/sps"] = (steps - s0) / (now - t0)
-            w.sps_mark = (now, steps)
-            if w.returns:
-                out[f"workers/{w.index}/mean_return_20"] = sum(w.returns) / len(w.returns)
+                out[f"workers/{index}/sps"] = (steps - s0) / (now - t0)
+            self.sps_mark[index] = (now, steps)
+            if self.returns[index]:
+                returns = self.returns[index]
+                out[f"workers/{index}/mean_return_20"] = sum(returns) / len(returns)
         return out
 
     # ------------------------------------------------------------ the end
@@ -369,28 +345,15 @@ class ChildPool:
         if self.stopped:
             return
         self.stopped = True
-        self.stop.set()
-        if self.evaluator and self.evaluator.conn is not None:
+        self.stop_event.set()
+        if self.evaluator is not None and self.conns[self.evaluator] is not None:
             with contextlib.suppress(OSError):
-                self.evaluator.conn.send(("stop",))
-        started = [c for c in self.children if c.proc is not None]
+                self.conns[self.evaluator].send(("stop",))
+        started = [p for p in self.procs if p is not None]
         deadline = time.monotonic() + JOIN_GRACE
-        while time.monotonic() < deadline and any(c.proc.exitcode is None for c in started):
+        while time.monotonic() < deadline and any(p.exitcode is None for p in started):
             self.poll(0.05)
-        for child in started:
-            self._reap(child)
-
-
-@contextlib.contextmanager
-def _sigint_ignored():
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
+        self.pool.stop_all()
 
 
 # ---------------------------------------------------------------- the A3C driver
@@ -454,13 +417,13 @@ def _monitor(session, pool: ChildPool, counters: torch.Tensor, checkpoint) -> No
     every = cfg.run.checkpoint_every
     next_ckpt = (session.updates // every + 1) * every if every else None
     while not session.should_stop():
-        for child, msg in pool.poll(0.25):
+        for index, msg in pool.poll(0.25):
             kind = msg[0]
             if kind == "update":
                 _sync_counters(session, counters)
                 _, episodes, stats = msg
-                session.record_episodes(episodes, worker=child.index)
-                child.returns.extend(ep.ret for ep in episodes)
+                session.record_episodes(episodes, worker=index)
+                pool.returns[index].extend(ep.ret for ep in episodes)
                 if stats is not None:
                     stats.update(pool.worker_stats())
                     session.log(stats)
@@ -468,7 +431,7 @@ def _monitor(session, pool: ChildPool, counters: torch.Tensor, checkpoint) -> No
                         checkpoint("best")
             elif kind == "eval":
                 _, steps, result, snapshot = msg
-                pool.evaluator.busy = False
+                pool.eval_done()
                 session.record_eval(result)
                 session.logger.scalars(steps, session.wall_seconds,
                                        {"eval/mean_return": result["mean_return"]})
@@ -477,10 +440,7 @@ def _monitor(session, pool: ChildPool, counters: torch.Tensor, checkpoint) -> No
                 if session.improved():
                     checkpoint("best", snapshot)
             elif kind == "error":
-                _, text, exc, _tb = msg
-                if exc is not None:  # a user error or a NaN: restarting will not help
-                    raise exc
-                child.error = text
+                pool.note_error(index, msg[1])
         _sync_counters(session, counters)
         pool.check_health()
         if next_ckpt is not None and session.updates >= next_ckpt:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import queue as queue_mod
 import time
-import traceback
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,9 +28,16 @@ from actorcritic.algos.losses import actor_critic_loss
 from actorcritic.algos.returns import vtrace
 from actorcritic.algos.update import OptimizerState, apply_update, make_optimizer, rollout_loss
 from actorcritic.config import AlgoConfig, Config, config_from_dict
-from actorcritic.errors import NonFiniteError, WorkerFailure
 from actorcritic.run.checkpoint import load_optimizer
 from actorcritic.run.loop import Collected, run_loop
+from actorcritic.run.workers import (
+    ErrorReport,
+    WorkerPool,
+    child_setup,
+    raise_report,
+    reap_process,
+    start_process,
+)
 
 # ---------------------------------------------------------------- parameters as one vector
 
@@ -58,11 +64,6 @@ def load_flat(model: nn.Module, flat: np.ndarray) -> None:
         for p in params:
             p.copy_(source[offset:offset + p.numel()].view(p.shape))
             offset += p.numel()
-
-
-def worker_seed(cfg: Config, index: int, generation: int) -> int:
-    """Distinct env/torch seeds per worker and per restart of that worker."""
-    return cfg.run.seed + 1000 * (index + 1) + 100_003 * generation
 
 
 # ---------------------------------------------------------------- the rollout worker
@@ -272,88 +273,89 @@ def run_learner(session, model: nn.Module, resume, source: ExperienceSource,
 
 def _actor_main(cfg_dict: dict, index: int, seed: int, out, params, version, lock, stop,
                 heartbeat) -> None:
-    """Body of a local actor process: load the newest parameters, play, send, repeat."""
+    """Body of a local actor process: load the newest parameters, play, send, repeat.
+    `heartbeat[index]` gets `time.monotonic()` (one clock for every process of a machine)."""
     worker = None
     try:
-        torch.set_num_threads(1)
-        heartbeat[index] = time.time()
+        child_setup(f"impala-actor-{index}", None)
         worker = ActorWorker(cfg_dict, index, seed)
         view = np.frombuffer(params, dtype=np.float32)
         while not stop.is_set():
-            heartbeat[index] = time.time()
+            heartbeat[index] = time.monotonic()
             if version.value != worker.version:
                 with lock:
                     v, flat = version.value, view.copy()
                 worker.load(v, flat)
             traj = worker.rollout()
             while not stop.is_set():
-                heartbeat[index] = time.time()
+                heartbeat[index] = time.monotonic()
                 try:
                     out.put(("traj", traj), timeout=0.5)
                     break
                 except queue_mod.Full:
                     continue
         out.cancel_join_thread()
-    except KeyboardInterrupt:
-        out.cancel_join_thread()
     except BaseException as exc:
-        out.put(("error", {"index": index, "type": type(exc).__name__, "message": str(exc),
-                           "traceback": traceback.format_exc()}))
+        out.put(("error", ErrorReport.of(f"IMPALA worker {index}", exc)))
     finally:
         if worker is not None:
             worker.close()
 
 
-def raise_worker_error(info: dict) -> None:
-    """Re-raise a worker's exception in the learner: user errors keep their class."""
-    from actorcritic import errors
-
-    cls = getattr(errors, info["type"], None)
-    if isinstance(cls, type) and issubclass(cls, (errors.UserError, NonFiniteError)):
-        raise cls(f"worker {info['index']}: {info['message']}")
-    raise WorkerFailure(f"IMPALA worker {info['index']} failed with {info['type']}: "
-                       f"{info['message']}\n{info.get('traceback', '')}")
-
-
 class LocalActors:
-    """`algo.num_workers` actor processes on this machine (spawn context).
+    """`algo.num_workers` actor processes on this machine (spawn context): the transport
+    of a `WorkerPool`, which restarts one that dies or whose heartbeat stops.
 
     Parameters live in one shared float32 array guarded by a lock; trajectories come back
-    through a bounded queue (its size bounds the policy lag). A worker whose process dies
-    or whose heartbeat stops for `run.worker_timeout` seconds is replaced, at most
-    `run.max_worker_restarts` times.
+    through a bounded queue (its size bounds the policy lag).
     """
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, updates: int = 0):
         import multiprocessing as mp
 
         self.cfg = cfg
         self.ctx = mp.get_context("spawn")
         n = cfg.algo.num_workers
         self.queue = self.ctx.Queue(maxsize=max(n, cfg.algo.learner_batch))
-        self.stop = self.ctx.Event()
+        self.stop_event = self.ctx.Event()
         self.lock = self.ctx.Lock()
         self.version = self.ctx.Value("q", -1, lock=False)
         self.heartbeat = self.ctx.RawArray("d", n)
         self.params = None
         self.procs: list = [None] * n
-        self.generation = [0] * n
-        self.restarts = 0
+        self.pool = WorkerPool("IMPALA worker", n, self, cfg.run.worker_timeout,
+                               cfg.run.max_worker_restarts, cfg.run.seed, updates)
+
+    @property
+    def restarts(self) -> int:
+        return self.pool.restarts
 
     def start(self, version: int, flat: np.ndarray) -> None:
+        """Start the actors on these parameters (the `ExperienceSource` call)."""
         self.params = self.ctx.RawArray("f", flat.size)
         self.publish(version, flat)
-        for i in range(len(self.procs)):
-            self._spawn(i)
+        self.pool.start_all()
 
-    def _spawn(self, i: int) -> None:
-        self.heartbeat[i] = time.time()
-        seed = worker_seed(self.cfg, i, self.generation[i])
-        proc = self.ctx.Process(target=_actor_main, name=f"impala-actor-{i}", daemon=True,
-                                args=(self.cfg.to_dict(), i, seed, self.queue, self.params,
-                                      self.version, self.lock, self.stop, self.heartbeat))
-        proc.start()
-        self.procs[i] = proc
+    # ------------------------------------------------------------ the pool's transport
+
+    def start_worker(self, index: int, seed: int) -> None:
+        self.heartbeat[index] = 0.0  # until it has made its envs: start-up time
+        self.procs[index] = start_process(
+            self.ctx, _actor_main, (self.cfg.to_dict(), index, seed, self.queue, self.params,
+                                    self.version, self.lock, self.stop_event, self.heartbeat),
+            f"impala-actor-{index}", daemon=True)
+
+    def stop_worker(self, index: int) -> None:
+        proc = self.procs[index]
+        if proc is not None and proc.exitcode is None:
+            proc.kill()
+            proc.join(5)
+
+    def exit_code(self, index: int) -> int | None:
+        proc = self.procs[index]
+        return None if proc is None else proc.exitcode
+
+    # ------------------------------------------------------------ experience
 
     def publish(self, version: int, flat: np.ndarray) -> None:
         with self.lock:
@@ -368,29 +370,18 @@ class LocalActors:
                 self._check_workers()
                 continue
             if kind == "error":
-                raise_worker_error(payload)
+                raise_report(payload)
             return payload
 
     def _check_workers(self) -> None:
-        now = time.time()
-        for i, proc in enumerate(self.procs):
-            if proc.is_alive() and now - self.heartbeat[i] <= self.cfg.run.worker_timeout:
-                continue
-            why = (f"exited with code {proc.exitcode}" if not proc.is_alive() else
-                   f"sent no heartbeat for {self.cfg.run.worker_timeout:g}s")
-            if self.restarts >= self.cfg.run.max_worker_restarts:
-                raise WorkerFailure(f"IMPALA worker {i} {why} and all "
-                                   f"{self.cfg.run.max_worker_restarts} restarts "
-                                   f"(run.max_worker_restarts) are used up")
-            if proc.is_alive():
-                proc.kill()
-                proc.join(5)
-            self.restarts += 1
-            self.generation[i] += 1
-            self._spawn(i)
+        for index, state in enumerate(self.pool.workers):
+            beat = self.heartbeat[index]
+            if beat > state.last_seen:
+                self.pool.heard_from(index, started_up=True)
+        self.pool.check()
 
     def close(self) -> None:
-        self.stop.set()
+        self.stop_event.set()
         deadline = time.time() + 10
         while time.time() < deadline and any(p is not None and p.is_alive()
                                              for p in self.procs):
@@ -401,17 +392,14 @@ class LocalActors:
                 pass
             time.sleep(0.05)
         for proc in self.procs:
-            if proc is not None and proc.is_alive():
-                proc.kill()
-            if proc is not None:
-                proc.join(5)
+            reap_process(proc)
         self.queue.close()
         self.queue.cancel_join_thread()
 
 
 def run_impala(session, model: nn.Module, resume=None) -> None:
     """IMPALA with local actor processes (Ray actors: distributed.ray_backend.run_ray)."""
-    source = LocalActors(session.cfg)
+    source = LocalActors(session.cfg, session.updates)
     try:
         run_learner(session, model, resume, source, mode="trajectories")
     finally:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +32,7 @@ from torch import nn
 
 from actorcritic.config import Config
 from actorcritic.errors import ConfigError, WorkerFailure
+from actorcritic.run.workers import ErrorReport, WorkerPool, raise_report
 
 INSTALL_HINT = "pip install 'actorcritic[ray]'"
 
@@ -181,7 +181,8 @@ def worker_name(index: int, generation: int) -> str:
 
 
 class RayActors:
-    """`algo.num_workers` Ray actors as the learner's experience source.
+    """`algo.num_workers` Ray actors as the learner's experience source: the transport of a
+    `WorkerPool`, which replaces an actor that died or sent nothing for too long.
 
     Each actor has `depth` tasks queued. With 1, a finished task is replaced as soon as the
     learner takes its result (before the update), so actors hardly wait and the policy lag
@@ -189,20 +190,23 @@ class RayActors:
     version of lag.
     """
 
-    def __init__(self, ray, cfg: Config, method: str, depth: int = 1):
+    def __init__(self, ray, cfg: Config, method: str, depth: int = 1, updates: int = 0):
         self.ray, self.cfg, self.method = ray, cfg, method
         self.n = cfg.algo.num_workers
         self.depth = depth
         self.remote_cls = ray.remote(num_cpus=1)(RayRolloutWorker)
         self.actors: list[Any] = [None] * self.n
-        self.generation = [0] * self.n
-        self.last_result = [0.0] * self.n
-        self.pending: dict[Any, tuple[int, int]] = {}   # ref -> (worker, generation)
-        self.restarts = 0
+        self.pending: dict[Any, tuple[int, int]] = {}   # ref -> (worker, incarnation)
         self.puts = 0
         self.version = -1
         self.flat: np.ndarray | None = None
         self.params_ref = None
+        self.pool = WorkerPool("Ray worker", self.n, self, cfg.run.worker_timeout,
+                               cfg.run.max_worker_restarts, cfg.run.seed, updates)
+
+    @property
+    def restarts(self) -> int:
+        return self.pool.restarts
 
     # -- parameters
 
@@ -215,81 +219,61 @@ class RayActors:
             self.puts += 1
         return self.params_ref
 
-    # -- workers
+    # -- workers: the pool's transport
 
     def start(self, version: int, flat: np.ndarray) -> None:
         self.publish(version, flat)
-        for i in range(self.n):
-            self._create(i)
+        self.pool.start_all()
 
-    def _create(self, i: int) -> None:
-        from actorcritic.algos.impala import worker_seed
-
-        gen = self.generation[i]
+    def start_worker(self, i: int, seed: int) -> None:
+        gen = self.pool.workers[i].incarnation
         self.actors[i] = self.remote_cls.options(name=worker_name(i, gen)).remote(
-            self.cfg.to_dict(), i, worker_seed(self.cfg, i, gen))
-        self.last_result[i] = time.monotonic()
+            self.cfg.to_dict(), i, seed)
         for _ in range(self.depth):
             self._submit(i)
 
+    def stop_worker(self, i: int) -> None:
+        if self.actors[i] is not None:
+            with contextlib.suppress(Exception):
+                self.ray.kill(self.actors[i], no_restart=True)
+        self.pending = {r: v for r, v in self.pending.items() if v[0] != i}
+
+    def exit_code(self, i: int) -> int | None:
+        return None  # a dead actor shows when its result is fetched
+
     def _submit(self, i: int) -> None:
         ref = getattr(self.actors[i], self.method).remote(self.version, [self._params()])
-        self.pending[ref] = (i, self.generation[i])
-
-    def _replace(self, i: int, why: str) -> None:
-        if self.restarts >= self.cfg.run.max_worker_restarts:
-            raise WorkerFailure(f"Ray worker {i} {why} and all {self.cfg.run.max_worker_restarts} "
-                               f"restarts (run.max_worker_restarts) are used up")
-        with contextlib.suppress(Exception):
-            self.ray.kill(self.actors[i], no_restart=True)
-        old = self.generation[i]
-        self.pending = {r: v for r, v in self.pending.items() if v != (i, old)}
-        self.restarts += 1
-        self.generation[i] += 1
-        self._create(i)
+        self.pending[ref] = (i, self.pool.workers[i].incarnation)
 
     def next(self) -> dict[str, Any]:
-        from actorcritic.algos.impala import raise_worker_error
-
         ray = self.ray
         while True:
             ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=1.0)
             if not ready:
-                self._check_stuck()
+                self.pool.check()
                 continue
             ref = ready[0]
             i, gen = self.pending.pop(ref)
-            if gen != self.generation[i]:
+            if gen != self.pool.workers[i].incarnation:
                 continue  # a result of a replaced actor
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayActorError as exc:
                 if exc.actor_init_failed:
                     raise WorkerFailure(f"Ray worker {i} could not start: {exc}") from None
-                self._replace(i, "died")
+                self.pool.restart(i, "died")
                 continue
             except ray.exceptions.RayTaskError as exc:
-                cause = exc.cause
-                raise_worker_error({"index": i, "type": type(cause).__name__,
-                                    "message": str(cause), "traceback": str(exc)})
-            self.last_result[i] = time.monotonic()
+                raise_report(ErrorReport.of(f"Ray worker {i}", exc.cause, trace=str(exc)))
+            self.pool.heard_from(i)
             self._submit(i)
             return result
-
-    def _check_stuck(self) -> None:
-        now = time.monotonic()
-        for i in range(self.n):
-            if now - self.last_result[i] > self.cfg.run.worker_timeout:
-                self._replace(i, f"sent nothing for {self.cfg.run.worker_timeout:g}s")
 
     def nodes(self) -> int:
         return sum(1 for node in self.ray.nodes() if node.get("Alive"))
 
     def close(self) -> None:
-        for actor in self.actors:
-            if actor is not None:
-                with contextlib.suppress(Exception):
-                    self.ray.kill(actor, no_restart=True)
+        self.pool.stop_all()
         self.pending.clear()
 
 
@@ -304,7 +288,7 @@ def run_ray(session, model: nn.Module, resume=None) -> None:
     method, mode = ("rollout", "trajectories") if cfg.algo.name == "impala" else \
         ("gradients", "gradients")
     with ray_cluster(cfg) as ray:
-        source = RayActors(ray, cfg, method)
+        source = RayActors(ray, cfg, method, updates=session.updates)
         where = cfg.run.ray_address or "a local cluster on 127.0.0.1"
         session.progress.message(f"Ray: {source.n} {cfg.algo.name} workers on {where} "
                                  f"({source.nodes()} node(s))")
