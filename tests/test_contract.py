@@ -5,8 +5,9 @@
 - SIGINT: a final checkpoint, exit 0, and --resume continues from it;
 - a NaN from the environment: the run stops, naming the cause.
 
-Killed and hung workers are covered per placement in test_a3c.py, test_impala.py and
-test_a2c_parallel.py; the Ray placements in test_ray.py.
+The Ray placements run on a private Ray cluster on loopback, started by the run. Killed
+and hung workers are covered per placement in test_a3c.py, test_impala.py,
+test_a2c_parallel.py and test_ray.py.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ PLACEMENTS = {
     "impala": ["algo.name=impala", "algo.num_workers=2"],
     "ppo-sync": ["algo.name=ppo", "algo.epochs=2", "algo.minibatches=2"],
     "ppo-overlap": ["algo.name=ppo", "algo.epochs=2", "algo.minibatches=2", "algo.overlap=true"],
+    "a3c_ps-ray": ["algo.name=a3c_ps", "algo.num_workers=2", "run.backend=ray"],
+    "impala-ray": ["algo.name=impala", "algo.num_workers=2", "run.backend=ray"],
 }
 
 

@@ -128,7 +128,7 @@ class ActorWorker:
                            for p in self.model.parameters()])
         stats = {k: float(v) for k, v in stats.items()}
         return {"index": self.index, "version": self.version, "episodes": episodes,
-                "steps": self.buf.num_steps * self.buf.num_envs, "loss": float(loss),
+                "steps": self.buf.num_steps * self.buf.num_envs, "loss": float(loss.detach()),
                 "grads": grads.numpy().copy(), "stats": stats}
 
     def close(self) -> None:

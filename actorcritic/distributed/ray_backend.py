@@ -72,9 +72,10 @@ def ray_cluster(cfg: Config) -> Iterator[Any]:
                 f"run.ray_address empty for a private local cluster") from None
     else:
         # "local": always a new private cluster, never one found through RAY_ADDRESS or
-        # the last `ray start`. Ray >= 2.59 also turns token authentication on for it
-        # unless RAY_AUTH_MODE says otherwise.
-        with loopback_only():
+        # the last `ray start`. Ray >= 2.59 turns token authentication on for it (unless
+        # RAY_AUTH_MODE says otherwise) and says so in a warning line on every run; the
+        # token is kept and the line dropped.
+        with loopback_only(), quiet_logger(AUTH_LOGGER):
             ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
                      num_cpus=max(os.cpu_count() or 1, cfg.algo.num_workers),
                      logging_level="warning")
@@ -90,6 +91,23 @@ def ray_cluster(cfg: Config) -> Iterator[Any]:
 
 
 SINGLE_MACHINE_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Drop the warnings of one logger inside the block (errors still show)."""
+    import logging
+
+    logger = logging.getLogger(name)
+    old = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
 
 
 @contextlib.contextmanager
