@@ -177,7 +177,7 @@ class Ours:
 
             def collect(model, buf):
                 return collect_rollout(self.envs, model, buf, self.carry, self.to_env, True,
-                                       self.keep_graph, generator=acting_rng)
+                                       keep_graph=self.keep_graph, generator=acting_rng)
 
             second = RolloutBuffer(N_STEPS, self.envs.num_envs,
                                    self.envs.single_observation_space,
@@ -202,7 +202,7 @@ class Ours:
             if self.helpers is not None:
                 self.helpers.start_rollouts(False)
             collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env, True,
-                            self.keep_graph)
+                            keep_graph=self.keep_graph)
             buf, model = self.buf, self.model
         acted, buf.acted = buf.acted, None
         loss, stats = rollout_loss(model, buf, self.cfg.algo, with_stats=False, acted=acted)

@@ -65,7 +65,7 @@ class Learner:
 
     def collect(self, model, buf):
         return collect_rollout(self.envs, model, buf, self.carry, self.to_env, True,
-                               self.keep_graph, generator=self.rng)
+                               keep_graph=self.keep_graph, generator=self.rng)
 
     def loss(self, model, buf):
         acted, buf.acted = buf.acted, None

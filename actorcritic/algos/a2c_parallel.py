@@ -167,7 +167,7 @@ def _serve(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, make_
                 return
             with_stats = message[1]
             episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard,
-                                       keep_graph, None, rewards)
+                                       keep_graph=keep_graph, rewards=rewards)
             for episode in episodes:
                 episode.env_index += rank * envs.num_envs
             acted, buf.acted = buf.acted, None

@@ -46,8 +46,8 @@ class SyncSampler:
         if self.helpers is not None:
             self.helpers.start_rollouts(log_now)
         episodes = collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env,
-                                   self.cfg.run.nan_guard, self.keep_graph, self.actor,
-                                   self.rewards)
+                                   self.cfg.run.nan_guard, keep_graph=self.keep_graph,
+                                   actor=self.actor, rewards=self.rewards)
         return Collected(self.steps, (self.buf, self.model, None), [(0, episodes)])
 
     def publish(self, version: int, model: nn.Module) -> None:
@@ -84,7 +84,8 @@ class OverlapSampler:
 
         def collect(acting_model: nn.Module, rollout: RolloutBuffer) -> list:
             return collect_rollout(envs, acting_model, rollout, carry, to_env,
-                                   cfg.run.nan_guard, keep_graph, None, rewards, acting_rng)
+                                   cfg.run.nan_guard, keep_graph=keep_graph, rewards=rewards,
+                                   generator=acting_rng)
 
         second = RolloutBuffer(cfg.algo.num_steps, envs.num_envs,
                                envs.single_observation_space, envs.single_action_space,

@@ -101,48 +101,76 @@ def worker_main(wid: int, cfg, global_model: nn.Module, optimizer, counters: tor
         conn.close()
 
 
+class HogwildLearner:
+    """A worker's learner: the loss of its rollout on its local copy, backward, clip, NaN
+    guard, then the gradients handed to the global parameters and one step of the shared
+    optimizer, without waiting for the other workers (Hogwild; `algo.shared_lock` adds a
+    lock around the step)."""
+
+    def __init__(self, local: nn.Module, global_model: nn.Module, optimizer, cfg):
+        self.local, self.global_model, self.optimizer, self.cfg = local, global_model, \
+            optimizer, cfg
+        self.global_params = [p for g in optimizer.param_groups for p in g["params"]]
+        if any(a is not b for a, b in zip(self.global_params, global_model.parameters(),
+                                          strict=True)):
+            raise RuntimeError("the shared optimizer does not hold the global model's "
+                               "parameters")
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def pull(self) -> None:
+        """Act and learn from the newest global parameters."""
+        pull_params(self.local, self.global_model)
+
+    def update(self, collected, update: int, log_now: bool):
+        buf = collected.data[0]
+        loss, stats = rollout_loss(self.local, buf, self.cfg.algo, with_stats=log_now)
+        a3c_update(self.local, self.global_params, self.optimizer, loss, stats,
+                   self.cfg.algo.max_grad_norm, self.cfg.run.nan_guard, update)
+        return stats, []
+
+
 def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_pid) -> None:
+    """One worker: A2C's synchronous sampler over its own envs, the Hogwild learner."""
+    from actorcritic.algos.a2c_sampling import SyncSampler
     from actorcritic.algos.reward_scaling import ConstantScale
-    from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
+    from actorcritic.algos.rollout import Carry, RolloutBuffer
     from actorcritic.envs import make_vector_env
     from actorcritic.models.actor_critic import ActorCritic
 
-    global_params = [p for g in optimizer.param_groups for p in g["params"]]
-    if any(a is not b for a, b in zip(global_params, global_model.parameters(), strict=True)):
-        raise RuntimeError("the shared optimizer does not hold the global model's parameters")
     cpu = torch.device("cpu")
     envs = make_vector_env(cfg.env, seed=seed, mode="train")
     try:
         local = ActorCritic(envs.single_observation_space, envs.single_action_space, cfg.model)
-        pull_params(local, global_model)
+        learner = HogwildLearner(local, global_model, optimizer, cfg)
+        learner.pull()
         buf = RolloutBuffer(cfg.algo.num_steps, envs.num_envs, envs.single_observation_space,
                             envs.single_action_space, cpu)
-        to_env = ActionAdapter(envs.single_action_space)
         carry = Carry.start(envs.reset(seed=seed), local, cpu)
-        steps_per_update = cfg.algo.num_steps * envs.num_envs
+        sampler = SyncSampler(envs, local, carry, buf, cfg, False,
+                              ConstantScale(cfg.algo.reward_scale))
         row = counters[wid]
         conn.send(("ready",))
-        rewards = ConstantScale(cfg.algo.reward_scale)
         n = 0
         while not stop.is_set() and os.getppid() == parent_pid:
-            pull_params(local, global_model)
+            learner.pull()
             totals = counters.sum(0)
             lr = lr_at(cfg.algo, int(totals[STEPS]), cfg.run.total_steps, int(totals[EPISODES]))
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            episodes = collect_rollout(envs, local, buf, carry, to_env, cfg.run.nan_guard,
-                                       rewards)
-            loss, stats = rollout_loss(local, buf, cfg.algo)
-            a3c_update(local, global_params, optimizer, loss, stats, cfg.algo.max_grad_norm,
-                       cfg.run.nan_guard, n)
+            learner.set_lr(lr)
+            log_now = (n + 1) % cfg.run.log_every == 0
+            collected = sampler.next(log_now)
+            stats, _ = learner.update(collected, n, log_now)
             # optimizer steps of other workers between this worker's copy and its step
             lag = int(counters[:, UPDATES].sum() - totals[UPDATES])
-            row[STEPS] += steps_per_update
+            episodes = collected.episodes[0][1]
+            row[STEPS] += collected.steps
             row[UPDATES] += 1
             row[EPISODES] += len(episodes)
             n += 1
             out = None
-            if n % cfg.run.log_every == 0:
+            if log_now:
                 out = {k: float(v) for k, v in stats.items()}
                 out.update({"charts/lr": lr, "diag/policy_lag": lag})
             conn.send(("update", episodes, out))

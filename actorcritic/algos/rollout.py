@@ -176,7 +176,7 @@ class NumpyActing:
 
 
 def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry: Carry,
-                    to_env: ActionAdapter, nan_guard: bool = True,
+                    to_env: ActionAdapter, nan_guard: bool = True, *,
                     keep_graph: bool = False, actor: NumpyActor | None = None,
                     rewards: RewardTransform | None = None,
                     generator: torch.Generator | None = None) -> list[Episode]:
