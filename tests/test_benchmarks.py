@@ -31,3 +31,19 @@ def test_atari_throughput_prints_a_row_for_every_layout():
     for name in ("ours", "ours, 2 processes", "ours, bfloat16", "ours, 2 processes, bfloat16",
                  "ours, overlapped", "ours, overlapped, bfloat16"):
         assert rows[name].count("%") == 5, rows[name]
+
+
+def test_commit_vs_commit_reads_the_figures_of_both_table_styles():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from commit_vs_commit import row_cells, table_cells
+
+    markdown = ("| envs | SB3 A2C | ours (vector) | vector/SB3 |\n"
+                "|------|---------|---------------|------------|\n"
+                "| 8    | 14,043  | 77,973        | 5.6x       |\n")
+    assert table_cells(markdown) == {("8", "SB3 A2C"): 14043.0,
+                                     ("8", "ours (vector)"): 77973.0}
+    fixed = (f"{'row':40s} {'steps/s':>8s} {'vs SB3':>7s}\n"
+             f"{'ours, overlapped':40s} {1384.4:8.0f} {'1.88x':>7s}\n"
+             f"{'emulators alone':40s} {5504:8.0f} {'-':>7s}\n\nafter\n")
+    assert row_cells(fixed) == {("ours, overlapped", "steps/s"): 1384.0,
+                                ("emulators alone", "steps/s"): 5504.0}
