@@ -66,6 +66,9 @@ class SyncSampler:
                             for k, v in arrays.items()})
             meta["env_snapshot"] = values
 
+    def stop(self) -> None:
+        """Nothing steps the model but the learner here."""
+
     def close(self) -> None:
         try:
             if self.helpers is not None:
@@ -106,6 +109,9 @@ class OverlapSampler:
         the reward statistics (a checkpoint is written between rollouts' hand-overs, so
         they can be one rollout ahead of the update)."""
         tensors.update(self.rewards.state_tensors())
+
+    def stop(self) -> None:
+        """The acting thread only acts: it stops in close(), after the final checkpoint."""
 
     def close(self) -> None:
         try:

@@ -7,11 +7,12 @@ parameters and step the shared optimizer (`shared_optim`). Nothing waits for any
 A rollout is always t_max steps per env and runs across episode ends (the returns stop at
 them), where the notebooks cut it at an episode end: same targets, fixed-size batches.
 
-The main process is the monitor. It never trains: it receives episodes, statistics and
-heartbeats from every child through one pipe per child, logs them to the session,
-restarts a child that died or stopped reporting (at most `run.max_worker_restarts` times),
-asks the evaluator process for evaluations, writes every checkpoint, and on any exit stops,
-joins and if needed kills every child it started.
+The main process never trains. It runs the one training loop (run/loop.py) over an
+`A3CSampler`, whose every item is an update a worker has already applied (its steps,
+episodes and, on logged updates, the workers' latest losses), and a learner that only holds
+the shared optimizer for checkpoints. Meanwhile the sampler restarts a child that died or
+stopped reporting (at most `run.max_worker_restarts` times), hands due evaluations to the
+evaluator process, and on any exit stops, joins and if needed kills every child started.
 
 Global counters (env steps, updates, episodes) live in a shared int64 tensor with one row per
 worker (each row written by its worker only, so no lock) plus a row for the counts a resumed
@@ -31,8 +32,14 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from actorcritic.algos.shared_optim import make_shared_optimizer
-from actorcritic.algos.update import clip_and_measure, guard_update, lr_at, rollout_loss
-from actorcritic.run.loop import keeping_last_good
+from actorcritic.algos.update import (
+    OptimizerState,
+    clip_and_measure,
+    guard_update,
+    lr_at,
+    rollout_loss,
+)
+from actorcritic.run.loop import Collected, run_loop
 from actorcritic.run.workers import (
     ErrorReport,
     WorkerPool,
@@ -159,7 +166,7 @@ def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_
             totals = counters.sum(0)
             lr = lr_at(cfg.algo, int(totals[STEPS]), cfg.run.total_steps, int(totals[EPISODES]))
             learner.set_lr(lr)
-            log_now = (n + 1) % cfg.run.log_every == 0
+            log_now = n % cfg.run.log_every == 0  # from its first: the main process logs early
             collected = sampler.next(log_now)
             stats, _ = learner.update(collected, n, log_now)
             # optimizer steps of other workers between this worker's copy and its step
@@ -173,7 +180,7 @@ def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_
             if log_now:
                 out = {k: float(v) for k, v in stats.items()}
                 out.update({"charts/lr": lr, "diag/policy_lag": lag})
-            conn.send(("update", episodes, out))
+            conn.send(("update", collected.steps, episodes, out))
     finally:
         envs.close()
 
@@ -384,11 +391,105 @@ class ChildPool:
         self.pool.stop_all()
 
 
-# ---------------------------------------------------------------- the A3C driver
+# ---------------------------------------------------------------- the main process
+
+class A3CSampler:
+    """What the training loop sees of A3C: `next()` is the next update a worker applied to
+    the shared model. Between updates it reads the evaluator's results (recorded, and kept
+    as the best checkpoint with the parameters that were played), the children's errors,
+    and restarts a child that died or went silent. `publish` has nothing to send: the
+    workers copy the shared parameters before every rollout."""
+
+    def __init__(self, session, pool: ChildPool, counters: torch.Tensor):
+        self.session, self.pool, self.counters = session, pool, counters
+        self.inbox: deque[tuple[int, tuple]] = deque()
+        self.losses: dict[str, float] = {}  # the latest a worker reported
+        session.start_evaluation = self.request_evaluation
+        pool.start_all()
+
+    def next(self, log_now: bool) -> Collected:
+        """The next applied update; an empty item (updates 0) if the run should stop
+        while none has arrived."""
+        while True:
+            while self.inbox:
+                index, msg = self.inbox.popleft()
+                if msg[0] == "update":
+                    return self._applied(index, msg, log_now)
+                if msg[0] == "eval":
+                    self._evaluated(msg)
+                elif msg[0] == "error":
+                    self.pool.note_error(index, msg[1])
+            self.pool.check_health()
+            if self.session.should_stop():
+                return Collected(0, None, updates=0)
+            self.inbox.extend(self.pool.poll(0.25))
+
+    def _applied(self, index: int, msg: tuple, log_now: bool) -> Collected:
+        _, steps, episodes, losses = msg
+        self.pool.returns[index].extend(ep.ret for ep in episodes)
+        if losses is not None:
+            self.losses = losses
+        stats = {**self.losses, **self.pool.worker_stats()} if log_now else {}
+        return Collected(steps, None, [(index, episodes)], stats)
+
+    def _evaluated(self, msg: tuple) -> None:
+        _, steps, result, snapshot = msg
+        self.pool.eval_done()
+        session = self.session
+        session.record_eval(result)
+        session.logger.scalars(steps, session.wall_seconds,
+                               {"eval/mean_return": result["mean_return"]})
+        session.progress.message(f"eval at {steps} steps: mean return "
+                                 f"{result['mean_return']:.1f}")
+        if session.improved():
+            session.checkpoint("best", {f"model.{k}": torch.from_numpy(v)
+                                        for k, v in snapshot.items()})
+
+    def request_evaluation(self, model: nn.Module) -> None:
+        """`session.start_evaluation`: the evaluator snapshots the shared model and plays
+        it while the workers train on (skipped while it is still busy with the last one)."""
+        s = self.session
+        self.pool.request_eval(s.env_steps, s.cfg.run.seed + 50_000 + s.updates)
+
+    def publish(self, version: int, model: nn.Module) -> None:
+        """The workers read the shared parameters themselves."""
+
+    def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        meta["worker_restarts"] = self.pool.restarts
+
+    def stop(self) -> None:
+        """Stop every child, then take the counts from the shared counters (the updates
+        applied while their messages were on the way count too)."""
+        self.pool.shutdown()
+        totals = self.counters.sum(0)
+        self.session.env_steps = int(totals[STEPS])
+        self.session.updates = int(totals[UPDATES])
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+class SharedOptimizerLearner(OptimizerState):
+    """A3C's learner in the main process: the workers have applied every update already
+    (HogwildLearner), each at the learning rate it computes from the global counters. This
+    one holds the shared optimizer for checkpoints, copied under its lock when it has one."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, lock):
+        self.optimizer, self.lock = optimizer, lock
+
+    def set_lr(self, lr: float) -> None:
+        """Each worker sets its own: this process's copy of the optimizer never steps."""
+
+    def update(self, collected: Collected, update: int, log_now: bool):
+        return {}, []
+
+    def holding_still(self) -> contextlib.AbstractContextManager:
+        return self.lock if self.lock is not None else contextlib.nullcontext()
+
 
 def run_a3c(session, model: nn.Module, resume=None) -> None:
     """Asynchronous advantage actor-critic: `algo.num_workers` workers, one global model."""
-    from actorcritic.run.checkpoint import load_optimizer, model_tensors, optimizer_tensors
+    from actorcritic.run.checkpoint import load_optimizer
 
     cfg = session.cfg
     if session.device.type != "cpu":
@@ -397,8 +498,7 @@ def run_a3c(session, model: nn.Module, resume=None) -> None:
         session.device = torch.device("cpu")
     model.to("cpu")
     model.share_memory()
-    ctx = mp.get_context("spawn")
-    lock = ctx.Lock() if cfg.algo.shared_lock else None
+    lock = mp.get_context("spawn").Lock() if cfg.algo.shared_lock else None
     optimizer = make_shared_optimizer(model.parameters(), cfg.algo, lock)
     if resume is not None:
         load_optimizer(optimizer, resume)  # shared again by SharedAdam/SharedRMSprop
@@ -407,73 +507,9 @@ def run_a3c(session, model: nn.Module, resume=None) -> None:
     counters[W] = torch.tensor([session.env_steps, session.updates, session.window.count])
     counters.share_memory_()
     pool = ChildPool(session, model, optimizer, counters)
-    guard = lock if lock is not None else contextlib.nullcontext()
-
-    def checkpoint(name: str, snapshot: dict | None = None) -> None:
-        with guard:  # with a lock, no step changes the tensors while they are copied
-            if snapshot is not None:
-                tensors = {f"model.{k}": torch.from_numpy(v) for k, v in snapshot.items()}
-            else:
-                tensors = {k: v.clone() for k, v in model_tensors(model).items()}
-            opt_tensors, opt_meta = optimizer_tensors(optimizer)
-            tensors.update({k: v.clone() for k, v in opt_tensors.items()})
-        session.save(name, tensors, {"optimizer": opt_meta, "algo": "a3c",
-                                     "worker_restarts": pool.restarts})
-
-    def stop_workers() -> None:
-        pool.shutdown()
-        _sync_counters(session, counters)
-
-    session.checkpoint = checkpoint
     try:
-        with keeping_last_good(session, before_final=stop_workers):
-            pool.start_all()
-            _monitor(session, pool, counters, checkpoint)
-            stop_workers()
-            checkpoint("final")
-    finally:
+        sampler = A3CSampler(session, pool, counters)
+    except BaseException:
         pool.shutdown()
-
-
-def _sync_counters(session, counters: torch.Tensor) -> None:
-    totals = counters.sum(0)
-    session.env_steps, session.updates = int(totals[STEPS]), int(totals[UPDATES])
-
-
-def _monitor(session, pool: ChildPool, counters: torch.Tensor, checkpoint) -> None:
-    cfg = session.cfg
-    every = cfg.run.checkpoint_every
-    next_ckpt = (session.updates // every + 1) * every if every else None
-    while not session.should_stop():
-        for index, msg in pool.poll(0.25):
-            kind = msg[0]
-            if kind == "update":
-                _sync_counters(session, counters)
-                _, episodes, stats = msg
-                session.record_episodes(episodes, worker=index)
-                pool.returns[index].extend(ep.ret for ep in episodes)
-                if stats is not None:
-                    stats.update(pool.worker_stats())
-                    session.log(stats)
-                    if session.improved():
-                        checkpoint("best")
-            elif kind == "eval":
-                _, steps, result, snapshot = msg
-                pool.eval_done()
-                session.record_eval(result)
-                session.logger.scalars(steps, session.wall_seconds,
-                                       {"eval/mean_return": result["mean_return"]})
-                session.progress.message(f"eval at {steps} steps: mean return "
-                                         f"{result['mean_return']:.1f}")
-                if session.improved():
-                    checkpoint("best", snapshot)
-            elif kind == "error":
-                pool.note_error(index, msg[1])
-        _sync_counters(session, counters)
-        pool.check_health()
-        if next_ckpt is not None and session.updates >= next_ckpt:
-            checkpoint(f"update_{session.updates:08d}")
-            while next_ckpt <= session.updates:
-                next_ckpt += every
-        if session.eval_due():
-            pool.request_eval(session.env_steps, cfg.run.seed + 50_000 + session.updates)
+        raise
+    run_loop(session, model, sampler, SharedOptimizerLearner(optimizer, lock))

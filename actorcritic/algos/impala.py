@@ -216,6 +216,9 @@ class TrajectorySampler:
         """The workers' envs are elsewhere: checkpoints keep no env state."""
         meta["backend"] = self.backend
 
+    def stop(self) -> None:
+        """Actors only act; the central learner alone steps the model."""
+
     def close(self) -> None:
         self.source.close()
 

@@ -7,6 +7,7 @@ IMPALA learner.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -134,3 +135,7 @@ class OptimizerState:
         opt_tensors, opt_meta = optimizer_tensors(self.optimizer)
         tensors.update(opt_tensors)
         meta["optimizer"] = opt_meta
+
+    def holding_still(self) -> contextlib.AbstractContextManager:
+        """Nothing else steps this optimizer while a checkpoint is copied."""
+        return contextlib.nullcontext()

@@ -2,16 +2,19 @@
 
     while not stopping:
         set the learning rate
-        collected = sampler.next(log_now)      # a rollout, or a batch of trajectories
+        collected = sampler.next(log_now)      # a rollout, trajectories, or an A3C update
         count its steps, record its episodes
         stats = learner.update(collected)      # loss -> gradients -> clip, guard, step
         sampler.publish(version, model)        # workers elsewhere get the new parameters
         log, evaluate, checkpoint (RunSession.end_of_update)
+    sampler.stop()                             # workers that step the model themselves
     final checkpoint
 
 A sampler yields `Collected` items and owns the envs (or the workers that step them); a
 learner turns one into an optimizer step and owns the optimizer. A checkpoint is the
 model's tensors plus the learner's state plus the sampler's state plus the torch RNG.
+In A3C the workers have already applied each update when the sampler yields it, so its
+learner only holds the shared optimizer (algos/a3c.py); the loop is the same.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Collected:
     data: Any
     episodes: list[tuple[int, list[Episode]]] = field(default_factory=list)  # (worker, eps)
     stats: dict[str, float] = field(default_factory=dict)  # logged with the update's
+    updates: int = 1  # 0: nothing arrived before the run was told to stop
 
 
 class Sampler(Protocol):
@@ -46,6 +50,10 @@ class Sampler(Protocol):
     def publish(self, version: int, model: nn.Module) -> None: ...
 
     def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None: ...
+
+    def stop(self) -> None:
+        """Stop producing before the final checkpoint: workers that update the model on
+        their own (A3C) must be stopped first. Most samplers have nothing to do."""
 
     def close(self) -> None: ...
 
@@ -59,16 +67,25 @@ class Learner(Protocol):
 
     def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None: ...
 
+    def holding_still(self) -> contextlib.AbstractContextManager:
+        """Held while a checkpoint copies the tensors: A3C's shared lock, so that no worker
+        steps the model or the optimizer state half-way through the copy."""
 
-def checkpoint_writer(session, model: nn.Module, sampler: Sampler,
-                      learner: Learner) -> Callable[[str], None]:
-    """`session.checkpoint(name)`: model + learner state + sampler state + torch RNG."""
 
-    def write(name: str) -> None:
-        tensors = model_tensors(model)
+def checkpoint_writer(session, model: nn.Module, sampler: Sampler, learner: Learner
+                      ) -> Callable[..., None]:
+    """`session.checkpoint(name)`: model + learner state + sampler state + torch RNG.
+    `model_snapshot` (tensors named `model.*`) replaces the model's current tensors: A3C's
+    best checkpoint holds the parameters its evaluator played, not the newer ones."""
+
+    def write(name: str, model_snapshot: dict[str, torch.Tensor] | None = None) -> None:
         meta: dict = {}
-        learner.add_state(tensors, meta)
-        sampler.add_state(tensors, meta)
+        with learner.holding_still():
+            tensors = dict(model_snapshot) if model_snapshot is not None \
+                else model_tensors(model)
+            learner.add_state(tensors, meta)
+            sampler.add_state(tensors, meta)
+            tensors = {k: v.detach().clone() for k, v in tensors.items()}
         tensors["extra.rng_torch"] = torch.get_rng_state()
         meta["algo"] = session.cfg.algo.name
         session.save(name, tensors, meta)
@@ -85,7 +102,7 @@ def keeping_last_good(session, before_final: Callable[[], None] | None = None
     try:
         yield
     except (NonFiniteError, WorkerFailure, EnvError) as exc:
-        if getattr(session, "checkpoint", None) is None:  # nothing was learned yet
+        if session.checkpoint is None:  # nothing was learned yet
             raise
         if before_final is not None:
             before_final()
@@ -102,14 +119,16 @@ def run_loop(session, model: nn.Module, sampler: Sampler, learner: Learner) -> N
     cfg = session.cfg
     try:
         session.checkpoint = checkpoint_writer(session, model, sampler, learner)
-        with keeping_last_good(session):
+        with keeping_last_good(session, before_final=sampler.stop):
             while not session.should_stop():
                 lr = lr_at(cfg.algo, session.env_steps, cfg.run.total_steps,
                            session.window.count)
                 learner.set_lr(lr)
                 log_now = (session.updates + 1) % cfg.run.log_every == 0  # after add_steps
                 collected = sampler.next(log_now)
-                session.add_steps(collected.steps)
+                if not collected.updates:
+                    continue  # told to stop while waiting: should_stop() says why
+                session.add_steps(collected.steps, collected.updates)
                 for worker, episodes in collected.episodes:
                     session.record_episodes(episodes, worker=worker)
                 stats, late = learner.update(collected, session.updates, log_now)
@@ -121,6 +140,7 @@ def run_loop(session, model: nn.Module, sampler: Sampler, learner: Learner) -> N
                     stats.update(collected.stats)
                     session.log(stats)
                 session.end_of_update(model, logged=log_now)
+            sampler.stop()
             session.checkpoint("final")
     finally:
         sampler.close()

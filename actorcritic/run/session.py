@@ -11,6 +11,7 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,10 @@ class RunSession:
         self.stop_reason: str | None = None
         self._pending: list[Episode] = []  # finished since the last log line
         self.stop_requested: str | None = None
+        # How a due evaluation is run: here, on the current parameters, unless the driver
+        # hands it elsewhere (A3C's evaluator process, whose result arrives later).
+        self.start_evaluation: Callable[[torch.nn.Module], None] = self.evaluate_here
+        self.checkpoint: Callable[..., None] | None = None  # set by the training loop
         if resume is not None:
             c = resume.meta["counters"]
             self.env_steps, self.updates = c["env_steps"], c["updates"]
@@ -279,11 +284,15 @@ class RunSession:
         if self.periodic_due():
             self.checkpoint(f"update_{self.updates:08d}")
         if self.eval_due():
-            from actorcritic.run.evaluate import evaluate_during_training
-
-            evaluate_during_training(self, model)
+            self.start_evaluation(model)
         if logged and self.improved():
             self.checkpoint("best")
+
+    def evaluate_here(self, model: torch.nn.Module) -> None:
+        """The default `start_evaluation`: play the current parameters in this process."""
+        from actorcritic.run.evaluate import evaluate_during_training
+
+        evaluate_during_training(self, model)
 
     def eval_due(self) -> bool:
         if not self.cfg.run.eval_every or self.env_steps < self.next_eval:
