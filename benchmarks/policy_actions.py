@@ -5,9 +5,10 @@ greedy evaluation plays) and how often it is sampled; then the return of both pl
     cd benchmarks && ../.venv/bin/python policy_actions.py RUN_OR_ZOO_AGENT --episodes 3
 
 Written to explain why a greedy policy can score nothing where sampling from the same
-policy scores thousands (docs/BENCHMARKS.md, KungFuMaster): when the probability of doing
-the useful thing is spread over several actions (KungFuMaster's eight attacks), none of
-them may be the single most likely action, so argmax never attacks.
+policy scores thousands (docs/BENCHMARKS.md, KungFuMaster). It also prints how often each
+player repeats its last action: KungFuMaster's greedy player picks the same kick on almost
+every step, and the game attacks when the button is pressed, not while it is held
+(`held_fire.py`), so it kicks once and is then beaten; sampling releases the button.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ def main() -> None:
               f"{mass.mean():.3f}; the most likely action is one of them in "
               f"{np.mean(np.isin(argmax, fire)):.1%} of states; greedy play chose one in "
               f"{np.mean(np.isin(greedy_taken, fire)):.1%} of its steps")
+    for name, actions in (("sampled", taken), ("greedy", greedy_taken)):
+        print(f"{name} play repeated its previous action in "
+              f"{np.mean(actions[1:] == actions[:-1]):.1%} of its steps")
     print(f"returns: sampled {np.mean(sampled_returns):.1f} {sampled_returns}; greedy "
           f"{np.mean(greedy_returns):.1f} {greedy_returns}")
 

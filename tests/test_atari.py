@@ -223,3 +223,28 @@ def test_short_atari_training_run(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     losses = [float(r["losses/total"]) for r in rows if r.get("losses/total")]
     assert losses and all(math.isfinite(v) for v in losses)
+
+
+def test_kungfu_attacks_on_a_press_not_while_the_button_is_held():
+    """The reason a greedy KungFuMaster policy scores 0 (docs/BENCHMARKS.md): the same FIRE
+    action on every step holds the button down and the player kicks once; pressed and
+    released step by step, the same kick scores."""
+    from actorcritic.agent import make_single_env
+
+    env = make_single_env(load_config("kungfu-lstm-a2c"))
+    meanings = env.unwrapped.get_action_meanings()
+    kick, crouch = meanings.index("DOWNLEFTFIRE"), meanings.index("DOWNLEFT")
+
+    def game(policy) -> float:
+        env.reset(seed=1)
+        total, step, done = 0.0, 0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(policy(step))
+            total, step, done = total + float(reward), step + 1, terminated or truncated
+        return total
+
+    try:
+        assert game(lambda t: kick) == 0
+        assert game(lambda t: kick if t % 2 == 0 else crouch) >= 1000
+    finally:
+        env.close()
