@@ -53,8 +53,8 @@ class Agent:
             episode_start=None):
         """Action(s) for one observation or a batch, and the next recurrent state.
 
-        deterministic: the most likely action (what `actorcritic eval` plays by default);
-        False samples from the policy (torch's global random stream).
+        deterministic: the most likely action; False samples from the policy (torch's global
+        random stream).
         """
         obs = np.asarray(obs)
         shape = tuple(self.observation_space.shape)
@@ -89,20 +89,33 @@ class Agent:
                             f"'rgb_array')")
         return make_single_env(self.cfg, render=render_mode == "rgb_array")
 
-    def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int = 12345,
-                 sticky_actions: float | None = None) -> dict:
-        """The figures `actorcritic eval` prints (same episodes, same seed, same env)."""
+    @property
+    def evaluates_greedy(self) -> bool:
+        """How this agent's run evaluated it (`run.eval_greedy`): by its most likely action,
+        or by sampling (a policy whose argmax plays badly, such as KungFuMaster's)."""
+        return self.cfg.run.eval_greedy
+
+    def evaluate(self, episodes: int = 10, deterministic: bool | None = None,
+                 seed: int = 12345, sticky_actions: float | None = None) -> dict:
+        """The figures `actorcritic eval` prints (same episodes, same seed, same env).
+
+        deterministic: None plays the way the run evaluated (`evaluates_greedy`); sampled
+        actions come from a stream seeded with `seed`, so the same seed plays the same games.
+        """
         if episodes < 1:
             raise UserError("episodes must be at least 1")
         return evaluate_policy(self.model, self._eval_env_cfg(sticky_actions), episodes,
-                               greedy=deterministic, seed=seed)
+                               greedy=self._greedy(deterministic), seed=seed)
 
-    def record_video(self, out_dir: str | Path, episodes: int = 1, deterministic: bool = True,
-                     seed: int = 12345, sticky_actions: float | None = None
-                     ) -> list[tuple[Path, int, float]]:
+    def record_video(self, out_dir: str | Path, episodes: int = 1,
+                     deterministic: bool | None = None, seed: int = 12345,
+                     sticky_actions: float | None = None) -> list[tuple[Path, int, float]]:
         """MP4s of `episodes` episodes in `out_dir`: [(path, frames, return)]."""
         return record_video(self.model, self._eval_env_cfg(sticky_actions), Path(out_dir),
-                            episodes=episodes, greedy=deterministic, seed=seed)
+                            episodes=episodes, greedy=self._greedy(deterministic), seed=seed)
+
+    def _greedy(self, deterministic: bool | None) -> bool:
+        return self.evaluates_greedy if deterministic is None else deterministic
 
     def _eval_env_cfg(self, sticky_actions: float | None):
         if sticky_actions is None:

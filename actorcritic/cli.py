@@ -47,7 +47,8 @@ def _eval_parser(sub) -> None:
     e.add_argument("--episodes", type=int, default=10, help="full episodes to play (default 10)")
     mode = e.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_const", dest="mode", const="greedy",
-                      help="play the most likely action (the default)")
+                      help="play the most likely action (the default, unless the run "
+                      "evaluated by sampling: run.eval_greedy false)")
     mode.add_argument("--stochastic", action="store_const", dest="mode", const="stochastic",
                       help="sample actions from the policy")
     mode.add_argument("--both", action="store_const", dest="mode", const="both",
@@ -129,7 +130,8 @@ def cmd_eval(args) -> int:
     agent = load(args.target)
     ckpt_path = agent.checkpoint
     torch.set_num_threads(1)
-    modes = {"greedy": [True], "stochastic": [False], "both": [True, False]}[args.mode or "greedy"]
+    default = "greedy" if agent.evaluates_greedy else "stochastic"
+    modes = {"greedy": [True], "stochastic": [False], "both": [True, False]}[args.mode or default]
     results = {}
     for greedy in modes:
         results["greedy" if greedy else "stochastic"] = agent.evaluate(

@@ -56,8 +56,9 @@ HEADER = """# Results: the source notebooks' scenarios
 
 Generated from `zoo/` by `python benchmarks/zoo_results.py`; do not edit by hand. Each row
 with an agent is a trained agent shipped in `zoo/NAME` (`actorcritic eval zoo/NAME`
-replays it, `actorcritic eval zoo/NAME --video DIR` films it). The evaluation is greedy,
-full games with all lives on the raw score, fixed seed, no sticky actions; `make test`
+replays it, `actorcritic eval zoo/NAME --video DIR` films it). The evaluation plays full
+games with all lives on the raw score, fixed seed, no sticky actions, greedy unless the
+row says "sampled" (the run evaluated by sampling, `run.eval_greedy: false`); `make test`
 replays a few of its games as a regression guard. Training mean-100 is the mean raw return
 of the last 100 training episodes when the run stopped, and when the shipped checkpoint
 (the run's best) was written. "Met" applies the bar to the run as it was made; a bar not
@@ -78,7 +79,8 @@ def row(name: str, notebook: str, bar: str, published: str, met) -> tuple[str, s
                 None)
     summary = zoo.read_json(agent_dir, "summary.json")
     ev = zoo.read_json(agent_dir, "eval.json")["evaluation"]
-    score = f"{ev['mean_return']:.1f} +- {ev['std_return']:.1f} ({ev['episodes']} games)"
+    score = f"{ev['mean_return']:.1f} +- {ev['std_return']:.1f} ({ev['episodes']} games"
+    score += ")" if ev["greedy"] else ", sampled)"
     if "win_rate" in ev:
         score += f", win rate {ev['win_rate']:.2f}"
     train = f"{summary['mean_return_100']:.1f} at the end"

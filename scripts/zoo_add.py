@@ -6,8 +6,9 @@
 What lands in zoo/NAME (see actorcritic/zoo.py): the model tensors of the run's best
 checkpoint (float32, or float16 when float32 would not fit in 8 MB; the evaluation below
 is of the stored tensors), its config, its summary with the machine, command, date and
-commit, the learning curve, and eval.json: the recorded evaluation (greedy, full games on
-the raw score, >= 10 games, fixed seed) and the short one the regression guard in
+commit, the learning curve, and eval.json: the recorded evaluation (full games on the raw score,
+>= 10 games, fixed seed; greedy, or sampled where the run evaluated by sampling:
+run.eval_greedy false) and the short one the regression guard in
 tests/test_zoo.py repeats. An existing agent is replaced only when the new evaluation's
 mean is higher (or with --force).
 """
@@ -70,8 +71,10 @@ def window_mean(meta: dict) -> float | None:
 
 
 def evaluate(agent_dir: Path, episodes: int, seed: int) -> dict:
-    result = load(agent_dir).evaluate(episodes, deterministic=True, seed=seed)
-    return {"episodes": episodes, "seed": seed, "greedy": True, "sticky_actions": 0.0,
+    agent = load(agent_dir)
+    result = agent.evaluate(episodes, seed=seed)  # greedy or sampled, as the run evaluated
+    return {"episodes": episodes, "seed": seed, "greedy": agent.evaluates_greedy,
+            "sticky_actions": 0.0,
             "play": "full games, all lives, raw score (no reward clipping)", **result}
 
 

@@ -54,9 +54,10 @@ def play(agent, seed: int) -> tuple[float, int, list]:
     return total, steps, actions
 
 
-def cli_eval(target, seed: int) -> dict:
+def cli_eval(target, seed: int, mode: str | None = None) -> dict:
     out = subprocess.run(CLI + ["eval", str(target), "--episodes", "1", "--seed", str(seed),
-                                "--json"], capture_output=True, text=True, timeout=300)
+                                "--json", *([mode] if mode else [])], capture_output=True,
+                         text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -69,6 +70,28 @@ def test_act_plays_the_episode_actorcritic_eval_plays(which, request):
     ev = cli_eval(run_dir, seed=4321)
     assert (total, steps) == (ev["mean_return"], ev["mean_length"])
     assert agent.evaluate(episodes=1, seed=4321)["mean_return"] == ev["mean_return"]
+
+
+def test_a_sampling_run_is_evaluated_by_sampling_and_the_same_seed_plays_the_same_games(
+        tmp_path):
+    run_dir = tmp_path / "sampled"
+    cfg = load_config("cartpole-a2c", ["run.total_steps=4000", "run.eval_episodes=0",
+                                       "run.eval_greedy=false"])
+    actorcritic.train(cfg, run_dir, quiet=True)
+    agent = actorcritic.load(run_dir)
+    assert not agent.evaluates_greedy
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    sampled = agent.evaluate(episodes=3, seed=99)
+    assert torch.equal(torch.get_rng_state(), before), "evaluation drew from the global stream"
+    assert agent.evaluate(episodes=3, seed=99) == sampled
+    assert agent.evaluate(episodes=3, seed=99, deterministic=False) == sampled
+    out = subprocess.run(CLI + ["eval", str(run_dir), "--episodes", "3", "--seed", "99",
+                                "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["mean_return"] == sampled["mean_return"]
+    assert cli_eval(run_dir, seed=99, mode="--greedy")["mean_return"] == \
+        agent.evaluate(episodes=1, seed=99, deterministic=True)["mean_return"]
 
 
 def test_act_takes_one_observation_or_a_batch(cartpole_run):

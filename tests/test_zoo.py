@@ -37,8 +37,10 @@ def test_zoo_agent_is_complete(agent_dir):
     for key in ("env_steps", "wall_seconds", "seed", "machine", "command", "date", "commit"):
         assert summary.get(key) not in (None, ""), f"{agent_dir.name}: summary lacks {key}"
     ev = json.loads((agent_dir / "eval.json").read_text())["evaluation"]
-    assert ev["episodes"] >= 10 and ev["greedy"] and ev["sticky_actions"] == 0.0
-    assert yaml.safe_load((agent_dir / "config.yaml").read_text()) == ckpt.meta["config"]
+    assert ev["episodes"] >= 10 and ev["sticky_actions"] == 0.0
+    config = yaml.safe_load((agent_dir / "config.yaml").read_text())
+    assert config == ckpt.meta["config"]
+    assert ev["greedy"] == config["run"]["eval_greedy"], "evaluated as the run evaluated"
 
 
 def config_of(agent_dir: Path) -> dict:
@@ -56,7 +58,8 @@ def needs_engine(agent_dir: Path) -> None:
 def test_zoo_agent_still_scores(agent_dir):
     needs_engine(agent_dir)
     guard = json.loads((agent_dir / "eval.json").read_text())["guard"]
-    result = actorcritic.load(agent_dir.name).evaluate(guard["episodes"], seed=guard["seed"])
+    result = actorcritic.load(agent_dir.name).evaluate(guard["episodes"], seed=guard["seed"],
+                                                       deterministic=guard["greedy"])
     floor = guard["mean_return"] - (1 - guard["share"]) * abs(guard["mean_return"])
     assert result["mean_return"] >= floor, (
         f"{agent_dir.name} scores {result['mean_return']:.2f} over {guard['episodes']} games "

@@ -16,6 +16,16 @@ from actorcritic.envs.vector import Episode
 from actorcritic.models.actor_critic import ActorCritic
 
 
+def sampling_stream(greedy: bool, seed: int, device: torch.device | str = "cpu"
+                    ) -> torch.Generator | None:
+    """The random stream a sampling (not greedy) evaluation draws its actions from: its own,
+    seeded with the evaluation's seed, so that the same seed plays the same games and an
+    evaluation during training leaves the training's random stream untouched."""
+    if greedy:
+        return None
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def play_episodes(model: ActorCritic, env_cfg: EnvConfig, episodes: int, greedy: bool,
                   seed: int, device: torch.device | str = "cpu",
                   num_envs: int | None = None) -> list[Episode]:
@@ -23,6 +33,7 @@ def play_episodes(model: ActorCritic, env_cfg: EnvConfig, episodes: int, greedy:
 
     Each env plays a fixed quota, so short episodes are not over-represented.
     """
+    generator = sampling_stream(greedy, seed, device)
     n = min(episodes, num_envs or 8)
     quota = np.full(n, episodes // n)
     quota[: episodes % n] += 1
@@ -36,7 +47,8 @@ def play_episodes(model: ActorCritic, env_cfg: EnvConfig, episodes: int, greedy:
         state = model.initial_state(n, device)
         counts = np.zeros(n, dtype=int)
         while (counts < quota).any():
-            action, _, _, state = model.act(obs, first, state, greedy=greedy)
+            action, _, _, state = model.act(obs, first, state, greedy=greedy,
+                                            generator=generator)
             obs_np, _, term, trunc, finished = envs.step(to_env(action))
             for ep in finished:
                 if counts[ep.env_index] < quota[ep.env_index]:
@@ -94,6 +106,7 @@ def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes
     out_dir.mkdir(parents=True, exist_ok=True)
     envs = make_vector_env(env_cfg, num_envs=1, seed=seed, mode="eval", render=True)
     to_env = ActionAdapter(envs.single_action_space)
+    generator = sampling_stream(greedy, seed, device)
     paths = []
     if fps is None:  # play at the env's own speed (football steps 10 times a second)
         fps = envs.render_fps()
@@ -110,7 +123,8 @@ def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes
             frames = 1
             finished = []
             while not finished and frames < max_frames:
-                action, _, _, state = model.act(obs, first, state, greedy=greedy)
+                action, _, _, state = model.act(obs, first, state, greedy=greedy,
+                                                generator=generator)
                 obs_np, _, term, trunc, finished = envs.step(to_env(action))
                 first = torch.zeros(1, dtype=torch.bool, device=device)
                 writer.append_data(envs.render_first())
