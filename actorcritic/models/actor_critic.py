@@ -137,7 +137,7 @@ def set_threads(cfg: Config, obs_space: gym.Space) -> None:
     The BLAS limit matters for the NumPy update (run.numpy_update): its 256 x 64 matmuls
     run 2.5x slower when OpenBLAS spreads them over cores that other work keeps busy. The
     trade, measured (docs/BENCHMARKS.md): CartPole's NumPy path at 64 envs is 1.4x faster
-    beside another busy process and 8-12% slower on an idle 2-core machine.
+    beside another busy process, and on an idle 2-core machine between 8% slower and level.
     Set before the model is built: the orthogonal init's QR depends on the thread count.
     """
     from threadpoolctl import threadpool_limits
