@@ -129,7 +129,7 @@ class AlgoConfig:
                           "exceeds 1.5 x this (0: off)", min=0)
     reward_scale: float = _f(1.0, "multiply rewards by this for learning (returns, values, "
                              "losses); episode statistics stay raw", min=0, min_exclusive=True)
-    reuse_acting_graph: str = _f("auto", "A2C: backpropagate through the forward passes made "
+    reuse_acting_graph: str = _f("auto", "A2C and A3C workers: backpropagate through the forward passes made "
                                  "while acting instead of recomputing them (same gradient, one "
                                  "forward pass less; CNNs replay their recorded layer outputs "
                                  "as one batch; auto: on for feedforward CNNs)",

@@ -1,6 +1,6 @@
-"""A3C throughput against the number of worker processes (CartPole, CPU).
+"""A3C throughput against the number of worker processes (CPU; CartPole unless --preset).
 
-Runs `cartpole-a3c` with 1, 2, ... workers (default: up to the core count), each worker with
+Runs `cartpole-a3c` (or `--preset`) with 1, 2, ... workers (default: up to the core count), each worker with
 the same envs and t_max, and prints total env steps per second in steady state: the slope of
 env steps over wall time after a warm-up (a quarter of the steps), so the seconds spent
 spawning workers (each imports torch) do not count. Learning does not change the cost of a
@@ -13,6 +13,11 @@ other load, the total rate is about workers x (steps per CPU-second) until the c
 
     .venv/bin/python benchmarks/a3c_scaling.py                 # 1..cores workers
     .venv/bin/python benchmarks/a3c_scaling.py --workers 1 2 4 --steps-per-worker 150000
+    .venv/bin/python benchmarks/a3c_scaling.py --preset pong-a3c-tuned --workers 2 \
+        --steps-per-worker 15000 --set algo.reuse_acting_graph=off
+
+Steps per worker CPU-second is the figure to compare on a busy machine; with PYTHONPATH set
+to another checkout, this script measures that checkout's code.
 """
 
 from __future__ import annotations
@@ -37,9 +42,9 @@ def _last_steps(run_dir: Path) -> int:
         return 0
 
 
-def _worker_cpu_seconds() -> float:
-    """CPU seconds used so far by this process's live A3C worker children."""
-    me, total = os.getpid(), 0
+def _worker_cpu_seconds() -> dict[int, float]:
+    """CPU seconds used so far by each live A3C worker child of this process, by pid."""
+    me, out = os.getpid(), {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -50,24 +55,28 @@ def _worker_cpu_seconds() -> float:
         comm = text[text.index("(") + 1:text.rindex(")")]
         fields = text[text.rindex(")") + 2:].split()
         if int(fields[1]) == me and comm.startswith("a3c-worker"):
-            total += int(fields[11]) + int(fields[12])
-    return total / TICKS
+            out[int(entry)] = (int(fields[11]) + int(fields[12])) / TICKS
+    return out
 
 
 class Sampler(threading.Thread):
-    """(wall, env steps, worker CPU seconds) every half second while a run goes on."""
+    """(wall, env steps, worker CPU seconds) every half second while a run goes on. A
+    worker's CPU time stays counted after it exits (its last reading is kept)."""
 
     def __init__(self, run_dir: Path):
         super().__init__(daemon=True)
         self.run_dir, self.samples, self.done = run_dir, [], threading.Event()
+        self.cpu: dict[int, float] = {}
 
     def run(self) -> None:
         while not self.done.wait(0.5):
+            self.cpu.update(_worker_cpu_seconds())
             self.samples.append((time.monotonic(), _last_steps(self.run_dir),
-                                 _worker_cpu_seconds()))
+                                 sum(self.cpu.values())))
 
 
-def measure(workers: int, steps_per_worker: int, extra: list[str], out: Path) -> dict:
+def measure(preset: str, workers: int, steps_per_worker: int, extra: list[str],
+            out: Path) -> dict:
     from actorcritic.train import train
 
     overrides = [f"algo.num_workers={workers}", f"run.total_steps={steps_per_worker * workers}",
@@ -77,7 +86,7 @@ def measure(workers: int, steps_per_worker: int, extra: list[str], out: Path) ->
     sampler.start()
     t0 = time.monotonic()
     try:
-        summary = train("cartpole-a3c", run_dir, overrides=overrides, quiet=True,
+        summary = train(preset, run_dir, overrides=overrides, quiet=True,
                         overwrite=True)
     finally:
         sampler.done.set()
@@ -96,6 +105,7 @@ def measure(workers: int, steps_per_worker: int, extra: list[str], out: Path) ->
 def main() -> None:
     cores = os.cpu_count() or 1
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="cartpole-a3c", help="an A3C preset")
     p.add_argument("--workers", type=int, nargs="+", default=list(range(1, cores + 1)))
     p.add_argument("--steps-per-worker", type=int, default=100_000)
     p.add_argument("--set", dest="overrides", action="append", default=[],
@@ -104,14 +114,14 @@ def main() -> None:
     args = p.parse_args()
 
     load = os.getloadavg()
-    print(f"# A3C scaling: cartpole-a3c, {cores} cores, load average at start "
+    print(f"# A3C scaling: {args.preset}, {cores} cores, load average at start "
           f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)"
           + (f", overrides {' '.join(args.overrides)}" if args.overrides else ""))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
         results = []
         for w in args.workers:
-            results.append(measure(w, args.steps_per_worker, args.overrides, out))
+            results.append(measure(args.preset, w, args.steps_per_worker, args.overrides, out))
             r = results[-1]
             print(f"  {w} workers: {r['sps']:,.0f} steps/s ({r['env_steps']} steps, "
                   f"{r['wall']:.0f}s with start-up)", flush=True)

@@ -66,6 +66,56 @@ def test_every_update_hands_its_own_gradients_to_the_global_model():
             assert torch.equal(gp, rp), f"global model diverged from plain Adam at update {k}"
 
 
+@pytest.mark.parametrize("shared_trunk", [True, False])
+def test_worker_learns_through_its_replayed_acting_passes(shared_trunk):
+    """An A3C worker on a CNN replays the forward passes it acted with (the local copy does
+    not change during a rollout): the shared optimizer's step is the one of recomputing the
+    rollout, for the shared Nature CNN of pong-a3c-tuned and breakout-a3c's two CNNs."""
+    from actorcritic.algos.a2c_sampling import SyncSampler
+    from actorcritic.algos.a3c import HogwildLearner
+    from actorcritic.algos.reward_scaling import ConstantScale
+    from actorcritic.algos.rollout import Carry, RolloutBuffer
+    from actorcritic.algos.shared_optim import make_shared_optimizer
+    from actorcritic.algos.update import reuses_acting_graph
+    from actorcritic.envs import make_vector_env
+    from actorcritic.models.actor_critic import ActorCritic
+
+    cfg = load_config("pong-a3c-tuned", env={"num_envs": 2}, run={"log_every": 1},
+                      model={"shared_trunk": shared_trunk})
+    envs = make_vector_env(cfg.env, seed=3, mode="train")
+    try:
+        spaces = envs.single_observation_space, envs.single_action_space
+        learners = []
+        for _ in range(2):  # replayed, recomputed: the same start
+            torch.manual_seed(0)
+            global_model = ActorCritic(*spaces, cfg.model)
+            global_model.share_memory()
+            optimizer = make_shared_optimizer(global_model.parameters(), cfg.algo)
+            learners.append(HogwildLearner(ActorCritic(*spaces, cfg.model), global_model,
+                                           optimizer, cfg))
+        replayed, recomputed = learners
+        assert reuses_acting_graph(replayed.local, cfg.algo)
+        replayed.pull()
+        buf = RolloutBuffer(cfg.algo.num_steps, 2, *spaces)
+        carry = Carry.start(envs.reset(seed=3), replayed.local, torch.device("cpu"))
+        sampler = SyncSampler(envs, replayed.local, carry, buf, cfg, True, ConstantScale(1.0))
+        for update in range(3):
+            replayed.pull()
+            recomputed.pull()
+            collected = sampler.next(True)
+            assert buf.acted is not None
+            stats_a, _ = replayed.update(collected, update, True)
+            assert buf.acted is None  # taken: the recomputed learner runs the forward again
+            stats_b, _ = recomputed.update(collected, update, True)
+            for key in ("losses/policy", "losses/value", "diag/grad_norm"):
+                torch.testing.assert_close(stats_a[key], stats_b[key], rtol=1e-4, atol=1e-6)
+            pairs = zip(replayed.global_params, recomputed.global_params, strict=True)
+            for a, b in pairs:  # float rounding only: the kernels differ with the batch size
+                assert (a - b).norm() <= 1e-5 * b.norm() + 1e-7
+    finally:
+        envs.close()
+
+
 # ---------------------------------------------------------------- learning
 
 @pytest.mark.slow

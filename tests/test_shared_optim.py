@@ -18,6 +18,9 @@ VARIANTS = {
     "rmsprop_centered_momentum": (SharedRMSprop, torch.optim.RMSprop,
                                   {"lr": 1e-2, "centered": True, "momentum": 0.9}),
     "rmsprop_tf": (SharedRMSpropTF, RMSpropTF, {"lr": 1e-2, "alpha": 0.99, "eps": 1e-5}),
+    "adam_fused": (SharedAdam, torch.optim.Adam, {"lr": 1e-2, "eps": 1e-5, "fused": True}),
+    "rmsprop_foreach": (SharedRMSprop, torch.optim.RMSprop,
+                        {"lr": 1e-2, "alpha": 0.99, "eps": 1e-5, "foreach": True}),
 }
 
 
@@ -70,6 +73,28 @@ def test_one_process_equals_plain_torch_bit_for_bit(name):
             assert torch.equal(sa[key], sb[key]), f"{name}: state {key} differs"
             assert sa[key].dtype == sb[key].dtype
     assert float(opt_a.state[next(a.parameters())]["step"]) == 6.0
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "rmsprop_tf"])
+def test_make_shared_optimizer_steps_as_make_optimizer_bit_for_bit(optimizer):
+    """A3C's shared optimizer is A2C's, kernel included (fused Adam, multi-tensor RMSprop)."""
+    from actorcritic.algos.shared_optim import make_shared_optimizer
+    from actorcritic.algos.update import make_optimizer
+    from actorcritic.config import AlgoConfig
+
+    cfg = AlgoConfig(optimizer=optimizer, lr=1e-2, optim_eps=1e-5)
+    a, b = _net(), _net()
+    opt_a, opt_b = make_shared_optimizer(a.parameters(), cfg), make_optimizer(b.parameters(), cfg)
+    assert opt_a.defaults.get("fused") == opt_b.defaults.get("fused")
+    assert opt_a.defaults.get("foreach") == opt_b.defaults.get("foreach")
+    for k in range(6):
+        for net, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad(set_to_none=True)
+            _loss(net, k).backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+        assert all(v.is_shared() for v in opt_a.state[pa].values() if torch.is_tensor(v))
 
 
 def test_load_state_dict_keeps_state_shared():

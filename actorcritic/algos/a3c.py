@@ -37,6 +37,7 @@ from actorcritic.algos.update import (
     clip_and_measure,
     guard_update,
     lr_at,
+    reuses_acting_graph,
     rollout_loss,
 )
 from actorcritic.run.loop import Collected, run_loop
@@ -133,7 +134,11 @@ class HogwildLearner:
 
     def update(self, collected, update: int, log_now: bool):
         buf = collected.data[0]
-        loss, stats = rollout_loss(self.local, buf, self.cfg.algo, with_stats=log_now)
+        # The acting passes, recorded where the sampler replays them (a CNN): the local
+        # parameters did not change since they acted, so the gradient is the recomputed one.
+        acted, buf.acted = buf.acted, None
+        loss, stats = rollout_loss(self.local, buf, self.cfg.algo, with_stats=log_now,
+                                   acted=acted)
         a3c_update(self.local, self.global_params, self.optimizer, loss, stats,
                    self.cfg.algo.max_grad_norm, self.cfg.run.nan_guard, update)
         return stats, []
@@ -156,7 +161,7 @@ def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_
         buf = RolloutBuffer(cfg.algo.num_steps, envs.num_envs, envs.single_observation_space,
                             envs.single_action_space, cpu)
         carry = Carry.start(envs.reset(seed=seed), local, cpu)
-        sampler = SyncSampler(envs, local, carry, buf, cfg, False,
+        sampler = SyncSampler(envs, local, carry, buf, cfg, reuses_acting_graph(local, cfg.algo),
                               ConstantScale(cfg.algo.reward_scale))
         row = counters[wid]
         conn.send(("ready",))
@@ -506,6 +511,11 @@ def run_a3c(session, model: nn.Module, resume=None) -> None:
     counters = torch.zeros(W + 1, 3, dtype=torch.int64)
     counters[W] = torch.tensor([session.env_steps, session.updates, session.window.count])
     counters.share_memory_()
+    acting = "torch, recorded for replay" if reuses_acting_graph(model, cfg.algo) else "torch"
+    kernel = {"adam": "fused", "rmsprop": "multi-tensor"}.get(cfg.algo.optimizer, "per tensor")
+    session.progress.message(f"a3c: {W} workers, acting {acting}, update torch on each "
+                             f"worker's copy, shared {cfg.algo.optimizer} ({kernel})"
+                             + (" under a lock" if lock is not None else ""))
     pool = ChildPool(session, model, optimizer, counters)
     try:
         sampler = A3CSampler(session, pool, counters)

@@ -76,9 +76,10 @@ class SharedAdam(_SharedStateMixin, torch.optim.Adam):
     """torch.optim.Adam with its state (step, exp_avg, exp_avg_sq) in shared memory."""
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, lock: Any = None):
+                 weight_decay: float = 0.0, amsgrad: bool = False, lock: Any = None,
+                 fused: bool | None = None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad)
+                         amsgrad=amsgrad, fused=fused)
         self.lock = lock
         self._init_shared_state()
 
@@ -91,9 +92,9 @@ class SharedRMSprop(_SharedStateMixin, torch.optim.RMSprop):
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
-                 lock: Any = None):
+                 lock: Any = None, foreach: bool | None = None):
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                         momentum=momentum, centered=centered)
+                         momentum=momentum, centered=centered, foreach=foreach)
         self.lock = lock
         self._init_shared_state()
 
@@ -120,10 +121,14 @@ class SharedRMSpropTF(_SharedStateMixin, RMSpropTF):
 
 
 def make_shared_optimizer(params, cfg, lock: Any = None):
-    """The shared counterpart of `actorcritic.algos.update.make_optimizer` (same settings)."""
+    """The shared counterpart of `actorcritic.algos.update.make_optimizer`: same settings and
+    the same kernels (Adam fused, RMSprop multi-tensor), so one step is the same arithmetic.
+    PyTorch's CPU default is the loop over parameter tensors, one op each, a tenth of an A3C
+    worker's time on the Nature CNN."""
     if cfg.optimizer == "adam":
-        return SharedAdam(params, lr=cfg.lr, eps=cfg.optim_eps, lock=lock)
+        return SharedAdam(params, lr=cfg.lr, eps=cfg.optim_eps, lock=lock, fused=True)
     if cfg.optimizer == "rmsprop_tf":
         return SharedRMSpropTF(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.optim_eps,
                                lock=lock)
-    return SharedRMSprop(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.optim_eps, lock=lock)
+    return SharedRMSprop(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.optim_eps, lock=lock,
+                         foreach=True)
