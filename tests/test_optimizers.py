@@ -92,6 +92,42 @@ def test_config_selects_it_and_its_state_survives_a_checkpoint(tmp_path):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("optimizer,kernel", [("rmsprop", "foreach"), ("adam", "fused")])
+def test_a_checkpoint_keeps_the_state_and_not_the_kernel(tmp_path, optimizer, kernel):
+    """A checkpoint of PyTorch's per-tensor loop (A3C's shared optimizers until a114087)
+    resumes into the multi-tensor or fused kernel the optimizer was built with, and steps as
+    if it had always been that kernel."""
+    cfg = AlgoConfig(optimizer=optimizer, lr=1e-2, optim_eps=1e-5)
+    torch.manual_seed(0)
+    net = nn.Linear(3, 2)
+    looped = make_optimizer(net.parameters(), cfg)
+    for group in looped.param_groups:
+        group[kernel] = None  # the CPU default: the loop over tensors
+    x = torch.randn(6, 3)
+    looped.zero_grad()
+    (net(x) ** 2).mean().backward()
+    looped.step()
+    tensors, meta = optimizer_tensors(looped)
+    assert meta["param_groups"][0][kernel] is None
+    save_checkpoint(tmp_path / "opt.ckpt", tensors, {"optimizer": meta})
+    resumed, twin = nn.Linear(3, 2), nn.Linear(3, 2)
+    resumed.load_state_dict(net.state_dict())
+    twin.load_state_dict(net.state_dict())
+    resumed_opt = make_optimizer(resumed.parameters(), cfg)
+    load_optimizer(resumed_opt, load_checkpoint(tmp_path / "opt.ckpt"))
+    assert resumed_opt.param_groups[0][kernel] is True
+    twin_opt = make_optimizer(twin.parameters(), cfg)
+    twin_opt.load_state_dict(looped.state_dict())
+    for group in twin_opt.param_groups:
+        group[kernel] = True
+    for n, o in ((resumed, resumed_opt), (twin, twin_opt)):
+        o.zero_grad()
+        (n(x) ** 2).mean().backward()
+        o.step()
+    for a, b in zip(resumed.parameters(), twin.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_rejects_bad_settings():
     with pytest.raises(ValueError, match="invalid RMSpropTF"):
         RMSpropTF([torch.zeros(1, requires_grad=True)], lr=-1.0)

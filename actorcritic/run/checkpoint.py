@@ -116,7 +116,15 @@ def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tenso
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
+# How an optimizer computes its step, not what it has learned: the optimizer being loaded
+# keeps its own (a checkpoint of the per-tensor loop must not turn a multi-tensor optimizer
+# back into the loop, nor the other way round).
+KERNEL_KEYS = ("foreach", "fused", "capturable", "differentiable")
+
+
 def load_optimizer(opt: torch.optim.Optimizer, ckpt: Checkpoint) -> None:
+    """The checkpoint's optimizer state and hyperparameters, keeping `opt`'s kernel choices."""
+    kernels = [{k: g[k] for k in KERNEL_KEYS if k in g} for g in opt.param_groups]
     state: dict[int, dict[str, Any]] = {}
     for key, value in ckpt.section("optim").items():
         idx, name = key.split(".", 1)
@@ -126,6 +134,8 @@ def load_optimizer(opt: torch.optim.Optimizer, ckpt: Checkpoint) -> None:
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = value
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    for group, kernel in zip(opt.param_groups, kernels, strict=True):
+        group.update(kernel)
 
 
 # ---------------------------------------------------------------- model state
