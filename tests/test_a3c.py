@@ -116,6 +116,65 @@ def test_worker_learns_through_its_replayed_acting_passes(shared_trunk):
         envs.close()
 
 
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_one_worker_steps_exactly_as_a2c(optimizer):
+    """One A3C worker alone (copy the global model, act, learn on the copy, hand over the
+    gradients, step the shared optimizer) is A2C on the same envs: the global parameters
+    equal A2C's bit for bit after every update. What A3C adds on top is only asynchrony:
+    a run that learns with A2C and not with A3C differs by its other workers' steps."""
+    from actorcritic.algos.a2c_learning import TorchLearner
+    from actorcritic.algos.a2c_sampling import SyncSampler
+    from actorcritic.algos.a3c import HogwildLearner
+    from actorcritic.algos.reward_scaling import ConstantScale
+    from actorcritic.algos.rollout import Carry, RolloutBuffer
+    from actorcritic.algos.shared_optim import make_shared_optimizer
+    from actorcritic.algos.update import make_optimizer
+    from actorcritic.envs import make_vector_env
+    from actorcritic.models.actor_critic import ActorCritic
+
+    cfg = load_config("pong-a3c-tuned", env={"num_envs": 2}, run={"log_every": 1},
+                      algo={"optimizer": optimizer})
+    cpu = torch.device("cpu")
+
+    def placement(a3c: bool):
+        envs = make_vector_env(cfg.env, seed=3, mode="train")
+        spaces = envs.single_observation_space, envs.single_action_space
+        torch.manual_seed(0)
+        model = ActorCritic(*spaces, cfg.model)
+        if a3c:
+            model.share_memory()
+            learner = HogwildLearner(ActorCritic(*spaces, cfg.model), model,
+                                     make_shared_optimizer(model.parameters(), cfg.algo), cfg)
+            learner.pull()
+            actor = learner.local
+        else:
+            learner = TorchLearner(model, make_optimizer(model.parameters(), cfg.algo), cfg, cpu)
+            actor = model
+        buf = RolloutBuffer(cfg.algo.num_steps, 2, *spaces, cpu)
+        torch.manual_seed(1)
+        carry = Carry.start(envs.reset(seed=3), actor, cpu)
+        sampler = SyncSampler(envs, actor, carry, buf, cfg, True, ConstantScale(1.0))
+        return envs, model, learner, sampler
+
+    a2c, a3c = placement(False), placement(True)
+    flat = lambda model: torch.cat([p.detach().reshape(-1) for p in model.parameters()])  # noqa: E731
+    start = flat(a2c[1])
+    try:
+        for update in range(4):
+            params = []
+            for _envs, model, learner, sampler in (a2c, a3c):
+                torch.manual_seed(100 + update)  # the same action samples
+                if isinstance(learner, HogwildLearner):
+                    learner.pull()
+                learner.update(sampler.next(True), update, True)
+                params.append(flat(model))
+            assert not torch.equal(params[0], start)  # the updates step
+            assert torch.equal(params[0], params[1]), f"update {update}"
+    finally:
+        a2c[0].close()
+        a3c[0].close()
+
+
 # ---------------------------------------------------------------- learning
 
 @pytest.mark.slow

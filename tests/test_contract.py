@@ -26,6 +26,9 @@ from procs import cli_process, wait_for_metrics
 from actorcritic.run.checkpoint import load_checkpoint
 
 TESTS = Path(__file__).resolve().parent
+# A faulty run stops within seconds of starting; the a3c_ps-ray one (Ray cluster start
+# included) took over 300 s beside two training runs on 2 cores, and 150 s beside one.
+CLI_TIMEOUT = 600
 CLI = [sys.executable, "-m", "actorcritic.cli", "train"]
 COMMON = ["env.id=contract_envs:Contract-v0", "env.backend=sync", "env.num_envs=2",
           "run.eval_episodes=0", "run.log_every=2", "algo.num_steps=5", "run.torch_threads=1",
@@ -73,7 +76,7 @@ def final_is_finite(run_dir: Path) -> dict:
 def test_env_error_mid_run_keeps_the_last_good_parameters(tmp_path, placement):
     run_dir = tmp_path / "run"
     out = subprocess.run(args(run_dir, placement, "run.total_steps=100000"),
-                         capture_output=True, text=True, timeout=300,
+                         capture_output=True, text=True, timeout=CLI_TIMEOUT,
                          env=env(CONTRACT_FAULT="raise", CONTRACT_AFTER="60"))
     assert out.returncode != 0
     line = error_line(out.stderr)
@@ -87,7 +90,7 @@ def test_env_error_mid_run_keeps_the_last_good_parameters(tmp_path, placement):
 def test_nan_from_the_env_names_its_cause(tmp_path, placement):
     run_dir = tmp_path / "run"
     out = subprocess.run(args(run_dir, placement, "run.total_steps=100000"),
-                         capture_output=True, text=True, timeout=300,
+                         capture_output=True, text=True, timeout=CLI_TIMEOUT,
                          env=env(CONTRACT_FAULT="nan_obs", CONTRACT_AFTER="60"))
     assert out.returncode == 3, out.stderr
     assert "non-finite observation from the environment" in error_line(out.stderr)
@@ -109,7 +112,7 @@ def test_sigint_writes_a_final_checkpoint_and_resume_continues(tmp_path, placeme
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
     resumed = subprocess.run(CLI + ["--resume", str(run_dir), "--quiet", "--set",
                                     f"run.total_steps={steps + 400}"],
-                             capture_output=True, text=True, timeout=300, env=env())
+                             capture_output=True, text=True, timeout=CLI_TIMEOUT, env=env())
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["env_steps"] >= steps + 400
