@@ -156,8 +156,10 @@ def test_one_worker_steps_exactly_as_a2c(optimizer):
         sampler = SyncSampler(envs, actor, carry, buf, cfg, True, ConstantScale(1.0))
         return envs, model, learner, sampler
 
+    def flat(model) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
     a2c, a3c = placement(False), placement(True)
-    flat = lambda model: torch.cat([p.detach().reshape(-1) for p in model.parameters()])  # noqa: E731
     start = flat(a2c[1])
     try:
         for update in range(4):
