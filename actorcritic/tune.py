@@ -71,8 +71,12 @@ def tune(preset: str, trials: int, *, tune_dir: str | Path | None = None,
                                                          search.tuning_only))
     if new:
         tunedir.create(tune_dir, settings)
+    # Both installed here, as `train` does: a search started as a background job of a script
+    # inherits SIGINT ignored, and Python then keeps it ignored, so Ctrl-C (or a kill -INT)
+    # would be lost and the search would run on to its end.
     main_thread = threading.current_thread() is threading.main_thread()
-    old_term = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
+    old_handlers = {sig: signal.signal(sig, _raise_interrupt)
+                    for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
     try:
         with tunedir.locked(tune_dir):
             study = open_study(optuna, search)
@@ -83,8 +87,8 @@ def tune(preset: str, trials: int, *, tune_dir: str | Path | None = None,
             runner.run_trials(study, search, trials)
             return runner.summarize(study, search)
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, old_term)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

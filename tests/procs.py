@@ -40,17 +40,34 @@ def running(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def cli_process(args: list[str]) -> Iterator[subprocess.Popen]:
+def cli_process(args: list[str], sigint_ignored: bool = False) -> Iterator[subprocess.Popen]:
     """A CLI run as a subprocess in its own process group (text pipes), killed with its whole
-    group whatever the test does."""
+    group whatever the test does. `sigint_ignored`: started as a script's background job is
+    (`cmd &` in a shell without job control), with SIGINT ignored."""
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=ignore)
     try:
         yield proc
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def signal_state(pid: int) -> str:
+    """Whether SIGINT is blocked, ignored or caught in process `pid` (from /proc), to tell a
+    signal that never arrived from one that was handled."""
+    bit, out = 1 << (signal.SIGINT - 1), []
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "gone"
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name in ("SigBlk", "SigIgn", "SigCgt"):
+            out.append(f"SIGINT {name[3:].lower()}: {bool(int(value, 16) & bit)}")
+    return ", ".join(out)
 
 
 def wait_for_metrics(proc: subprocess.Popen, run_dir: Path, rows: int = 2,

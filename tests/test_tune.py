@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from procs import children, cli_process, running
+from procs import children, cli_process, running, signal_state
 
 from actorcritic.cli import main
 from actorcritic.config import load_config
@@ -79,16 +79,17 @@ def kill_after_first_trial(d: Path) -> SimpleNamespace:
 
 
 def interrupt_a_running_trial(d: Path) -> SimpleNamespace:
-    """The search continued (no options but the dir), Ctrl-C once a new trial trains."""
+    """The search continued (no options but the dir), Ctrl-C once a new trial trains. It is
+    started with SIGINT ignored, as `tune ... &` in a script starts it: it must still stop."""
     old = set((d / "trials").iterdir())
-    with cli_process(tune_cmd(d, TRIALS)) as proc:
+    with cli_process(tune_cmd(d, TRIALS), sigint_ignored=True) as proc:
         wait_for(lambda: any((p / "metrics.csv").exists() for p in (d / "trials").iterdir()
                              if p not in old and p.is_dir()), proc, 120, "new trial")
-        kids = children(proc.pid)
+        kids, state = children(proc.pid), signal_state(proc.pid)
         start = time.time()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=90)
-    return SimpleNamespace(rc=proc.returncode, err=err, seconds=time.time() - start,
+    return SimpleNamespace(rc=proc.returncode, err=err, state=state, seconds=time.time() - start,
                            orphans=wait_gone(kids, 10), kids=kids)
 
 
@@ -133,7 +134,7 @@ def test_a_killed_search_continues_without_repeating_finished_trials(search):
 
 def test_ctrl_c_stops_the_trials_and_keeps_the_study(search):
     i = search.interrupted
-    assert i.rc == 130, i.err
+    assert i.rc == 130, (i.err, f"when sent: {i.state}")
     lines = i.err.strip().splitlines()
     assert lines[-1] == "actorcritic: interrupted", i.err
     assert any(line.startswith("actorcritic: search stopped; ") for line in lines), i.err
