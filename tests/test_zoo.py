@@ -107,3 +107,20 @@ def test_results_page_is_current():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "zoo_results.py"),
                           "--check"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_results_judge_training_bars_by_the_training_mean_not_the_best_evaluation():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from zoo_results import mean_and_eval_at_least, training_mean_100, training_mean_at_least
+
+    # best_score is the best in-training evaluation (3 greedy games): never the judge.
+    summary = {"mean_return_100": 97.0, "checkpoint_mean_return_100": 100.8, "best_score": 400}
+    assert training_mean_100(summary) == 100.8
+    assert training_mean_100({"mean_return_100": 12.6, "checkpoint_mean_return_100": None}) == 12.6
+    assert training_mean_100({"best_score": 400}) == float("-inf")
+    assert training_mean_at_least(100)(summary, {}) is True
+    assert training_mean_at_least(101)(summary, {}) is False
+    both = mean_and_eval_at_least(600)
+    assert both({"mean_return_100": 610.0}, {"mean_return": 640.0}) is True
+    assert both({"mean_return_100": 384.0, "best_score": 900}, {"mean_return": 638.0}) is False
+    assert both({"mean_return_100": 610.0}, {"mean_return": 590.0}) is False
