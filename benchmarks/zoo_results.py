@@ -16,32 +16,47 @@ from actorcritic import zoo
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "RESULTS.md"
 
-# (zoo name / preset, source notebook, the bar, published figures at the same budget, and
-# whether the shipped run met its bar: a function of its summary.json and eval.json)
-def training_mean_100(summary: dict) -> float:
+def training_mean_100(summary: dict, within: int | None = None) -> float:
     """The best training mean-100 the zoo knows of: at the end of the run or at the shipped
-    checkpoint. (Not `best_score`: in runs that evaluate, that is the best in-training
+    checkpoint, counting only those reached within `within` env steps when a budget is
+    given. (Not `best_score`: in runs that evaluate, that is the best in-training
     evaluation, a few greedy games, not the mean of the last 100 training episodes.)"""
-    values = [summary.get("mean_return_100"), summary.get("checkpoint_mean_return_100")]
-    return max((v for v in values if v is not None), default=float("-inf"))
+    points = [(summary.get("mean_return_100"), summary.get("env_steps")),
+              (summary.get("checkpoint_mean_return_100"), summary.get("checkpoint_env_steps"))]
+    return max((mean for mean, steps in points if mean is not None
+                and (within is None or (steps is not None and steps <= within))),
+               default=float("-inf"))
 
 
-def training_mean_at_least(bar: float):
-    return lambda summary, ev: training_mean_100(summary) >= bar
+def training_mean_at_least(bar: float, within: int | None = None):
+    return lambda summary, ev: training_mean_100(summary, within) >= bar
 
 
 def eval_win_rate_at_least(bar: float):
     return lambda summary, ev: ev.get("win_rate", 0.0) >= bar
 
 
-def mean_and_eval_at_least(bar: float):
-    return lambda summary, ev: training_mean_100(summary) >= bar and ev["mean_return"] >= bar
+def agent_trained_within(summary: dict, within: int | None) -> bool:
+    """Whether the shipped checkpoint was written within `within` env steps (None: no budget)."""
+    steps = summary.get("checkpoint_env_steps", summary.get("env_steps"))
+    return within is None or (steps is not None and steps <= within)
 
 
-def eval_at_least(bar: float):
-    return lambda summary, ev: ev["mean_return"] >= bar
+def mean_and_eval_at_least(bar: float, within: int | None = None):
+    return lambda summary, ev: (training_mean_100(summary, within) >= bar
+                                and ev["mean_return"] >= bar
+                                and agent_trained_within(summary, within))
 
 
+def eval_at_least(bar: float, within: int | None = None):
+    return lambda summary, ev: (ev["mean_return"] >= bar
+                                and agent_trained_within(summary, within))
+
+
+TEN_M = 10_000_000
+
+# (zoo name / preset, source notebook, the bar, published figures at the same budget, and
+# whether the shipped run met its bar: a function of its summary.json and eval.json)
 SCENARIOS = [
     ("pong-a2c-tuned", "002 Pong A2C", "training mean-100 >= 18",
      "A2C 17.3-19.7 at 10M steps", training_mean_at_least(18)),
@@ -49,14 +64,14 @@ SCENARIOS = [
      "the notebook: 60-80% of games won", eval_win_rate_at_least(0.9)),
     ("spaceinvaders-a2c", "004 SpaceInvaders A2C",
      "training mean-100 >= 600 within 10M steps, evaluation >= 600",
-     "A2C 627 (rl-baselines3-zoo), 744.5 (PPO paper) at 10M", mean_and_eval_at_least(600)),
+     "A2C 627 (rl-baselines3-zoo), 744.5 (PPO paper) at 10M", mean_and_eval_at_least(600, TEN_M)),
     ("kungfu-lstm-a2c", "001 KungFuMaster LSTM A2C", "evaluation >= 10,000 within 10M steps",
      "A2C 24,900 (PPO paper) at 10M; A3C 3,046 (1 day, 16 cores, human starts)",
-     eval_at_least(10_000)),
+     eval_at_least(10_000, TEN_M)),
     ("pong-a3c", "003 A3C on Atari", "training mean-100 >= 18 within 10M steps",
-     "A2C 17.3-19.7 at 10M", training_mean_at_least(18)),
+     "A2C 17.3-19.7 at 10M", training_mean_at_least(18, TEN_M)),
     ("breakout-a3c", "003 A3C on Atari", "training mean-100 >= 100 within 10M steps",
-     "A2C 280-303 at 10M", training_mean_at_least(100)),
+     "A2C 280-303 at 10M", training_mean_at_least(100, TEN_M)),
 ]
 
 HEADER = """# Results: the source notebooks' scenarios

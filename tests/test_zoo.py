@@ -111,7 +111,11 @@ def test_results_page_is_current():
 
 def test_results_judge_training_bars_by_the_training_mean_not_the_best_evaluation():
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from zoo_results import mean_and_eval_at_least, training_mean_100, training_mean_at_least
+    from zoo_results import (
+        mean_and_eval_at_least,
+        training_mean_100,
+        training_mean_at_least,
+    )
 
     # best_score is the best in-training evaluation (3 greedy games): never the judge.
     summary = {"mean_return_100": 97.0, "checkpoint_mean_return_100": 100.8, "best_score": 400}
@@ -124,3 +128,21 @@ def test_results_judge_training_bars_by_the_training_mean_not_the_best_evaluatio
     assert both({"mean_return_100": 610.0}, {"mean_return": 640.0}) is True
     assert both({"mean_return_100": 384.0, "best_score": 900}, {"mean_return": 638.0}) is False
     assert both({"mean_return_100": 610.0}, {"mean_return": 590.0}) is False
+
+
+def test_results_judge_within_a_budget_only_what_was_reached_within_it():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from zoo_results import eval_at_least, mean_and_eval_at_least, training_mean_100
+
+    # 18.0 at the shipped checkpoint (9M steps); the run went on to 12M and ended at 18.5
+    summary = {"mean_return_100": 18.5, "env_steps": 12_000_000,
+               "checkpoint_mean_return_100": 18.0, "checkpoint_env_steps": 9_000_000}
+    assert training_mean_100(summary) == 18.5
+    assert training_mean_100(summary, within=10_000_000) == 18.0
+    assert training_mean_100(summary, within=8_000_000) == float("-inf")
+    assert eval_at_least(19, within=10_000_000)(summary, {"mean_return": 20.0}) is True
+    assert eval_at_least(19, within=8_000_000)(summary, {"mean_return": 20.0}) is False
+    late = {"mean_return_100": 650.0, "env_steps": 11_000_000,
+            "checkpoint_mean_return_100": 650.0, "checkpoint_env_steps": 11_000_000}
+    assert mean_and_eval_at_least(600)(late, {"mean_return": 700.0}) is True
+    assert mean_and_eval_at_least(600, within=10_000_000)(late, {"mean_return": 700.0}) is False
