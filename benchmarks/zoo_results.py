@@ -38,19 +38,18 @@ def eval_win_rate_at_least(bar: float):
 
 def agent_trained_within(summary: dict, within: int | None) -> bool:
     """Whether the shipped checkpoint was written within `within` env steps (None: no budget)."""
-    steps = summary.get("checkpoint_env_steps", summary.get("env_steps"))
+    steps = summary.get("checkpoint_env_steps") or summary.get("env_steps")
     return within is None or (steps is not None and steps <= within)
-
-
-def mean_and_eval_at_least(bar: float, within: int | None = None):
-    return lambda summary, ev: (training_mean_100(summary, within) >= bar
-                                and ev["mean_return"] >= bar
-                                and agent_trained_within(summary, within))
 
 
 def eval_at_least(bar: float, within: int | None = None):
     return lambda summary, ev: (ev["mean_return"] >= bar
                                 and agent_trained_within(summary, within))
+
+
+def mean_and_eval_at_least(bar: float, within: int | None = None):
+    mean_met, eval_met = training_mean_at_least(bar, within), eval_at_least(bar, within)
+    return lambda summary, ev: mean_met(summary, ev) and eval_met(summary, ev)
 
 
 TEN_M = 10_000_000
