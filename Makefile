@@ -1,8 +1,12 @@
 # The two set-up commands of the README. Both create .venv on first use.
+#   make train                              the core install (classic control), cartpole-a2c
+#   make train PRESET=pong-a2c EXTRAS=atari  installs the extras a preset needs first
+#   make test                               everything the whole suite uses (.[test])
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PRESET ?= cartpole-a2c
+EXTRAS ?=
 
 .PHONY: train test football mujoco-video lint bench clean
 
@@ -21,6 +25,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 train: $(VENV)/.installed
+	$(if $(EXTRAS),$(BIN)/pip install --quiet -e ".[$(EXTRAS)]")
 	$(BIN)/actorcritic train $(PRESET)
 
 test: $(VENV)/.installed-test
@@ -29,7 +34,7 @@ test: $(VENV)/.installed-test
 	@scripts/install_gfootball.sh || echo "note: official football engine not built; its tests are skipped (see 'make football')"
 	@# Off-screen OpenGL for MuJoCo videos on machines without a display (apt, where allowed).
 	@scripts/install_osmesa.sh || echo "note: OSMesa not installed; the MuJoCo video test is skipped (see 'make mujoco-video')"
-	$(BIN)/ruff check actorcritic tests benchmarks scripts
+	$(BIN)/ruff check actorcritic tests benchmarks scripts examples
 	$(BIN)/python scripts/check_structure.py
 	$(BIN)/python -m pytest
 
@@ -40,7 +45,7 @@ mujoco-video:
 	scripts/install_osmesa.sh
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check actorcritic tests benchmarks
+	$(BIN)/ruff check actorcritic tests benchmarks scripts examples
 
 bench: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -e ".[bench]"

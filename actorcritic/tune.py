@@ -18,6 +18,7 @@ from typing import Any
 
 from actorcritic.config import ALIASES, load_config, parse_override
 from actorcritic.errors import ConfigError, UserError
+from actorcritic.extras import require
 from actorcritic.tuning import outputs, tunedir
 from actorcritic.tuning.space import (
     SearchSpace,
@@ -32,15 +33,10 @@ STUDY_NAME = "actorcritic"
 EVALS_PER_TRIAL = 4  # periodic evaluations per trial: the points where pruning can act
 SAMPLER_STARTUP_TRIALS = 5  # random trials before TPE models the results
 PRUNER_STARTUP_TRIALS = 4  # complete trials before any trial is pruned
-INSTALL_HINT = "pip install 'actorcritic[tune]'"
 
 
 def import_optuna() -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise ConfigError(f"actorcritic tune needs Optuna, which is not installed; install it "
-                          f"with {INSTALL_HINT}") from None
+    optuna = require("optuna", "tune", "actorcritic tune", ConfigError)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna

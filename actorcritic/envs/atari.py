@@ -27,6 +27,25 @@ import numpy as np
 from actorcritic.config import EnvConfig
 from actorcritic.envs.vector import EnvPoolVecEnv, Episode, GymVecEnv, VecEnv
 from actorcritic.errors import EnvError
+from actorcritic.extras import require
+
+# The games ale-py ships (0.12): Atari ids are recognized, and a missing Atari extra named,
+# where ale-py is not installed.
+ALE_GAMES = """
+    adventure air_raid alien amidar assault asterix asteroids atlantis atlantis2 backgammon
+    bank_heist basic_math battle_zone beam_rider berzerk blackjack bowling boxing breakout
+    carnival casino centipede chopper_command combat crazy_climber crossbow darkchambers
+    defender demon_attack donkey_kong double_dunk earthworld elevator_action enduro entombed
+    et fishing_derby flag_capture freeway frogger frostbite galaxian gopher gravitar hangman
+    haunted_house hero human_cannonball ice_hockey jamesbond journey_escape joust kaboom
+    kangaroo keystone_kapers king_kong klax koolaid krull kung_fu_master laser_gates
+    lost_luggage mario_bros maze_craze miniature_golf montezuma_revenge mr_do ms_pacman
+    name_this_game othello pacman phoenix pitfall pitfall2 pong pooyan private_eye qbert
+    riverraid road_runner robotank seaquest sir_lancelot skiing solaris space_invaders
+    space_war star_gunner superman surround tennis tetris tic_tac_toe_3d time_pilot trondead
+    turmoil tutankham up_n_down venture video_checkers video_chess video_cube video_pinball
+    warlords wizard_of_wor word_zapper yars_revenge zaxxon
+""".split()
 
 _ID = re.compile(r"^(?P<ale>ALE/)?(?P<game>[A-Z][A-Za-z0-9]*?)"
                  r"(?P<variant>NoFrameskip|Deterministic)?-v(?P<version>\d+)$")
@@ -37,10 +56,11 @@ def _rom_names() -> dict[str, str]:
     """CamelCase game name -> ale-py ROM id ("SpaceInvaders" -> "space_invaders")."""
     try:
         from ale_py import roms
-    except ImportError:
-        return {}
-    return {"".join(p.capitalize() for p in rom.split("_")): rom
-            for rom in roms.get_all_rom_ids()}
+
+        games = roms.get_all_rom_ids()
+    except ImportError:  # no Atari extra: still recognize the ids, to name the extra
+        games = ALE_GAMES
+    return {camel_name(rom): rom for rom in games}
 
 
 def atari_game(env_id: str) -> str | None:
@@ -80,6 +100,7 @@ def make_atari_vector_env(cfg: EnvConfig, n: int, seed: int, mode: str, backend:
         backend = "sync"
     if cfg.frame_skip < 1 or cfg.frame_stack < 1:
         raise EnvError("env.frame_skip and env.frame_stack must be >= 1")
+    require_atari(cfg.id, backend)
     if backend == "envpool":
         return _envpool(cfg, game, n, seed, train)
     if backend == "ale_vector":
@@ -91,6 +112,15 @@ def make_atari_vector_env(cfg: EnvConfig, n: int, seed: int, mode: str, backend:
                          env_id=cfg.id)
     raise EnvError(f"env.backend={backend} is not available for Atari (use envpool, "
                    f"ale_vector, sync or async)")
+
+
+def require_atari(env_id: str, backend: str) -> None:
+    """The Atari extra's packages that `backend` uses, or one line naming the extra."""
+    gym_path = ["ale_py", "cv2"]
+    modules = {"envpool": ["envpool"], "ale_vector": ["ale_py"], "sync": gym_path,
+               "async": gym_path}.get(backend, [])
+    for module in modules:
+        require(module, "atari", f"env '{env_id}'")
 
 
 def _no_crop(cfg: EnvConfig, backend: str) -> None:
@@ -106,6 +136,7 @@ def make_atari_env(cfg: EnvConfig, game: str, train: bool = True,
     """One Atari env with the DeepMind preprocessing (see atari_wrappers for the order)."""
     from gymnasium.wrappers import RecordEpisodeStatistics, TimeLimit
 
+    require_atari(cfg.id, "sync")
     from actorcritic.envs import atari_wrappers as W
 
     kwargs = dict(frameskip=1, repeat_action_probability=float(cfg.sticky_actions),

@@ -49,6 +49,7 @@ import numpy as np
 from actorcritic.config import EnvConfig
 from actorcritic.envs.vector import EXTRAS_KEY, Episode, GymVecEnv
 from actorcritic.errors import EnvError
+from actorcritic.extras import require
 
 # The scenarios both engines ship (gfootball 2.10 `gfootball/scenarios`, EnvPool 1.2).
 SCENARIOS = (
@@ -132,9 +133,8 @@ class FootballEnvPoolVecEnv:
     goal-difference episode extras, and the clock end reported as truncation."""
 
     def __init__(self, scenario: str, cfg: EnvConfig, num_envs: int, seed: int):
-        import envpool
-
         task_id = f"gfootball/{scenario}-v1"
+        envpool = require("envpool", "football", f"env '{cfg.id}' on env.backend=envpool")
         kwargs = dict(cfg.kwargs)
         # EnvPool's default step limit is the scenario's game_duration (the match clock).
         self.game_duration = int(envpool.make_spec(task_id).config.max_episode_steps)
