@@ -43,36 +43,70 @@ def _play(envs, steps, actions=None, seed=0):
     return obs, np.array(rewards), np.array(terms), episodes
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_backends_agree_on_observations(backend):
-    cfg = EnvConfig(id="PongNoFrameskip-v4", backend=backend)
-    envs = make_vector_env(cfg, 2, seed=3, mode="train")
+def _frames(backend: str, steps: int = 40, seed: int = 3, **settings):
+    """Observations [steps + 1, 2, C, H, W] of 2 envs (mode="train") under the same random
+    actions, and the first step's (reward, terminated, truncated) dtypes."""
+    cfg = EnvConfig(backend=backend, **settings)
+    envs = make_vector_env(cfg, 2, seed=seed, mode="train")
     try:
-        assert envs.single_observation_space.shape == (4, 84, 84)
-        assert envs.single_observation_space.dtype == np.uint8
-        obs = envs.reset(seed=3)
-        assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
-        obs, r, term, trunc, _ = envs.step(np.zeros(2, dtype=np.int64))
-        assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
-        assert r.dtype == np.float32 and term.dtype == np.bool_ and trunc.dtype == np.bool_
-        assert 20 < obs.mean() < 200  # a real frame, not zeros
+        rng = np.random.default_rng(seed)
+        frames = [envs.reset(seed=seed)]
+        for t in range(steps):
+            obs, r, term, trunc, _ = envs.step(rng.integers(0, envs.single_action_space.n, 2))
+            frames.append(obs)
+            if t == 0:
+                dtypes = (r.dtype, term.dtype, trunc.dtype)
+        return envs.single_observation_space, np.stack(frames), dtypes
     finally:
         envs.close()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_backends_agree_on_color_and_size(backend):
-    cfg = EnvConfig(id="ALE/Breakout-v5", backend=backend, grayscale=False, resize=[50, 40],
-                    frame_stack=2)
-    envs = make_vector_env(cfg, 1, seed=0, mode="eval")
-    try:
-        obs = envs.reset(seed=0)
-        assert envs.single_observation_space.shape == (6, 50, 40)
-        assert obs.shape == (1, 6, 50, 40) and obs.dtype == np.uint8
-        # channel-first RGB: the three channels of a frame differ (a colored game)
-        assert not np.array_equal(obs[0, 3], obs[0, 4])
-    finally:
-        envs.close()
+# How the fast backends are made to play exactly the reference (sync) game. FIRE at reset is
+# off (sync presses FIRE then UP, EnvPool and ale_vector FIRE only) and each backend gets the
+# no-op count it can match: EnvPool plays at least one raw-frame no-op at reset (so 1, which
+# sync plays too), ale_vector plays none up to noop_max=1 (so 0, as sync). At reset
+# ale_vector fills the older slots of the frame stack with zeros where sync and EnvPool
+# repeat the first frame, so for it those slots are compared once real frames fill them.
+MATCH = [("envpool", 1, False), ("ale_vector", 0, True)]
+
+
+def assert_same_frames(frames, ref, channels: int, stack: int, zero_filled: bool):
+    assert frames.shape == ref.shape
+    assert len({ref[t].tobytes() for t in range(len(ref))}) > len(ref) // 2  # a moving game
+    for t in range(len(ref)):
+        newest = slice(-channels, None)
+        assert np.array_equal(frames[t, :, newest], ref[t, :, newest]), f"step {t}"
+        if not zero_filled or t >= stack - 1:
+            assert np.array_equal(frames[t], ref[t]), f"step {t}: frame stack"
+
+
+@pytest.mark.parametrize("backend, noop_max, zero_filled", MATCH)
+def test_backends_agree_on_observations(backend, noop_max, zero_filled):
+    """Pong, grayscale 84x84, 4 stacked frames: the same observations as the sync reference,
+    frame by frame, for 40 steps of the same random actions."""
+    settings = dict(id="PongNoFrameskip-v4", noop_max=noop_max, fire_reset=False)
+    space, ref, _ = _frames("sync", **settings)
+    got_space, frames, dtypes = _frames(backend, **settings)
+    assert got_space.shape == space.shape == (4, 84, 84)
+    assert got_space.dtype == space.dtype == np.uint8 and frames.dtype == np.uint8
+    assert dtypes == (np.float32, np.bool_, np.bool_)
+    assert 20 < ref[-1].mean() < 200  # a real frame, not zeros
+    assert_same_frames(frames, ref, channels=1, stack=4, zero_filled=zero_filled)
+
+
+@pytest.mark.parametrize("backend, noop_max, zero_filled", MATCH)
+def test_backends_agree_on_color_and_size(backend, noop_max, zero_filled):
+    """Breakout in RGB, resized to 50x40, 2 stacked frames: the same observations as the sync
+    reference, frame by frame (episodic life off: the backends handle the reset step after
+    a lost life differently)."""
+    settings = dict(id="ALE/Breakout-v5", grayscale=False, resize=[50, 40], frame_stack=2,
+                    noop_max=noop_max, fire_reset=False, episodic_life=False)
+    space, ref, _ = _frames("sync", steps=60, **settings)
+    got_space, frames, _ = _frames(backend, steps=60, **settings)
+    assert got_space.shape == space.shape == (6, 50, 40)
+    # channel-first RGB: the three channels of a frame differ (a colored game)
+    assert not np.array_equal(ref[0, 0, 3], ref[0, 0, 4])
+    assert_same_frames(frames, ref, channels=3, stack=2, zero_filled=zero_filled)
 
 
 def _play_space_invaders(backend: str, num_envs: int, seed: int, mode: str):

@@ -278,14 +278,40 @@ def test_official_video_of_an_evaluation_episode(tmp_path):
 # ---------------------------------------------------------------- training runs
 
 def test_a2c_preset_runs_and_reports_win_rate(tmp_path):
+    """The reported win rates are plain counts of won games: the final evaluation's, of the
+    same 4 episodes replayed from the final checkpoint, and the training window's, of the
+    last 100 games in episodes.csv; a game is won when its goal difference is positive."""
+    import csv
+
+    import actorcritic
+    from actorcritic.run.checkpoint import CheckpointDir
+    from actorcritic.run.evaluate import play_episodes
     from actorcritic.train import train
 
-    summary = train("football-empty-goal-a2c", tmp_path / "run", quiet=True,
-                    overrides=["env.num_envs=4", "run.total_steps=1024", "run.eval_episodes=4"])
+    run_dir = tmp_path / "run"
+    summary = train("football-empty-goal-a2c", run_dir, quiet=True,
+                    overrides=["env.num_envs=4", "run.total_steps=1024", "run.eval_episodes=4",
+                               "run.log_every=4"])
     assert summary["status"] == "finished"
-    assert summary["eval"]["episodes"] == 4 and 0.0 <= summary["eval"]["win_rate"] <= 1.0
-    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
-    assert "charts/win_rate_100" in header
+    # The final evaluation again: same parameters, seed (the run's + 10000) and greedy mode.
+    agent = actorcritic.load(CheckpointDir(run_dir).path("final"))
+    cfg = agent.cfg
+    episodes = play_episodes(agent.model, cfg.env, 4, cfg.run.eval_greedy, cfg.run.seed + 10_000)
+    assert [e.ret for e in episodes] and summary["eval"]["episodes"] == len(episodes) == 4
+    assert summary["eval"]["mean_return"] == pytest.approx(np.mean([e.ret for e in episodes]))
+    won = sum(e.ret > 0 for e in episodes)
+    assert summary["eval"]["win_rate"] == pytest.approx(won / 4)
+    # The training window: every logged win_rate_100 counts the wins of the last 100 games
+    # finished by then.
+    with open(run_dir / "episodes.csv", newline="") as fh:
+        games = [(int(r["env_steps"]), float(r["return"])) for r in csv.DictReader(fh)]
+    with open(run_dir / "metrics.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["charts/win_rate_100"] != ""]
+    assert games and rows
+    for row in rows:
+        last = [ret for step, ret in games if step <= int(row["env_steps"])][-100:]
+        assert float(row["charts/win_rate_100"]) == pytest.approx(
+            sum(ret > 0 for ret in last) / len(last)), row["env_steps"]
 
 
 @needs_gfootball

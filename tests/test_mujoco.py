@@ -15,7 +15,7 @@ from actorcritic.envs.mujoco_gl import is_mujoco
 
 QUICK = ["run.total_steps=2048", "algo.num_steps=1024", "algo.epochs=2",
          "algo.minibatches=4", "run.eval_episodes=1", "run.eval_every=0",
-         "run.checkpoint_every=0", "env.max_episode_steps=200"]
+         "run.checkpoint_every=1", "run.log_every=1", "env.max_episode_steps=200"]
 
 
 def osmesa_missing() -> bool:
@@ -37,12 +37,42 @@ def test_mujoco_ids_are_recognized():
 
 
 def test_hopper_ppo_trains_with_normalization(hopper_run):
+    """Two updates of 1024 steps: the second changes every weight, its losses are finite, and
+    the observation and reward statistics grew by exactly the 1024 steps in between."""
+    import csv
+    import math
+
+    import torch
+
     from actorcritic.run.checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(hopper_run / "checkpoints" / "final.safetensors")
-    assert ckpt.tensors["model.obs_norm.mean"].shape == (11,)
-    assert float(ckpt.tensors["model.obs_norm.count"]) >= 2048 - 1
-    assert "extra.reward_norm.stats" in ckpt.tensors
+    ckdir = hopper_run / "checkpoints"
+    first = load_checkpoint(ckdir / "update_00000001.safetensors").tensors
+    final = load_checkpoint(ckdir / "final.safetensors").tensors
+    weights = [k for k in final if k.startswith("model.") and ".obs_norm." not in k]
+    assert len(weights) >= 10 and "model.policy.log_std" in weights
+    for key in weights:
+        assert torch.isfinite(final[key]).all(), key
+        assert not torch.equal(first[key], final[key]), f"{key} did not change"
+    # observation statistics: 11 entries, one sample per step, real Hopper observations
+    assert final["model.obs_norm.mean"].shape == (11,)
+    assert float(first["model.obs_norm.count"]) == pytest.approx(1024, abs=1e-3)
+    assert float(final["model.obs_norm.count"]) == pytest.approx(2048, abs=1e-3)
+    assert 0.7 < float(final["model.obs_norm.mean"][0]) < 1.5  # the torso height (~1.25 m)
+    assert (final["model.obs_norm.var"] > 0).all()
+    assert torch.isfinite(final["model.obs_norm.var"]).all()
+    # reward statistics (running return: mean, variance, count) in the checkpoint
+    stats = final["extra.reward_norm.stats"]
+    assert torch.isfinite(stats).all() and float(stats[-1]) == pytest.approx(2048, abs=1e-3)
+    assert not torch.equal(first["extra.reward_norm.stats"], stats)
+    with open(hopper_run / "metrics.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["losses/total"] != ""]
+    assert [int(r["env_steps"]) for r in rows] == [1024, 2048]
+    for row in rows:
+        for key in ("losses/policy", "losses/value", "losses/entropy", "losses/total",
+                    "losses/approx_kl", "diag/grad_norm"):
+            assert math.isfinite(float(row[key])), (row["env_steps"], key)
+        assert float(row["losses/approx_kl"]) != 0  # the policy moved within the update
 
 
 @pytest.mark.skipif(osmesa_missing(), reason="OSMesa is not installed (scripts/install_osmesa.sh)")

@@ -115,7 +115,8 @@ def test_video_is_a_real_mp4(run, tmp_path):
     assert [v.name for v in videos] == ["episode_000.mp4", "episode_001.mp4"]
     reported = [int(line.split("(")[1].split()[0]) for line in result.stdout.splitlines()
                 if line.startswith("video:")]
-    for video, frames_written in zip(videos, reported):
+    assert len(reported) == len(videos) == 2, result.stdout  # one "video:" line per file
+    for video, frames_written in zip(videos, reported, strict=True):
         reader = imageio.get_reader(video, format="ffmpeg")
         frames = [frame for frame in reader]
         reader.close()
