@@ -29,11 +29,13 @@ import yaml
 
 from actorcritic import zoo
 from actorcritic.agent import load
+from actorcritic.envs import is_atari
 from actorcritic.errors import UserError
 from actorcritic.run.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from actorcritic.run.plots import plot_runs
 
 MAX_BYTES = 8 * 1024 * 1024
+STICKY_ACTIONS = 0.25  # ALE v5's default repeat-action probability
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -70,11 +72,13 @@ def window_mean(meta: dict) -> float | None:
     return sum(returns) / len(returns) if returns else None
 
 
-def evaluate(agent_dir: Path, episodes: int, seed: int) -> dict:
+def evaluate(agent_dir: Path, episodes: int, seed: int, sticky_actions: float = 0.0) -> dict:
+    """Full games, greedy or sampled as the run evaluated, with the given repeat-action
+    probability whatever the agent trained with (its config may train with sticky actions)."""
     agent = load(agent_dir)
-    result = agent.evaluate(episodes, seed=seed)  # greedy or sampled, as the run evaluated
+    result = agent.evaluate(episodes, seed=seed, sticky_actions=sticky_actions)
     return {"episodes": episodes, "seed": seed, "greedy": agent.evaluates_greedy,
-            "sticky_actions": 0.0,
+            "sticky_actions": sticky_actions,
             "play": "full games, all lives, raw score (no reward clipping)", **result}
 
 
@@ -100,6 +104,9 @@ def write_agent(run_dir: Path, staging: Path, args) -> dict:
     record = {"evaluation": evaluate(staging, args.episodes, args.seed),
               "guard": {**evaluate(staging, args.guard_episodes, args.guard_seed),
                         "share": args.guard_share}}
+    if is_atari(ckpt.meta["config"]["env"]["id"]):  # the protocol of Machado et al. 2018
+        record["sticky_evaluation"] = evaluate(staging, args.episodes, args.seed,
+                                               STICKY_ACTIONS)
     (staging / "eval.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 

@@ -59,7 +59,8 @@ def test_zoo_agent_still_scores(agent_dir):
     needs_engine(agent_dir)
     guard = json.loads((agent_dir / "eval.json").read_text())["guard"]
     result = actorcritic.load(agent_dir.name).evaluate(guard["episodes"], seed=guard["seed"],
-                                                       deterministic=guard["greedy"])
+                                                       deterministic=guard["greedy"],
+                                                       sticky_actions=guard["sticky_actions"])
     floor = guard["mean_return"] - (1 - guard["share"]) * abs(guard["mean_return"])
     assert result["mean_return"] >= floor, (
         f"{agent_dir.name} scores {result['mean_return']:.2f} over {guard['episodes']} games "
@@ -146,3 +147,43 @@ def test_results_judge_within_a_budget_only_what_was_reached_within_it():
             "checkpoint_mean_return_100": 650.0, "checkpoint_env_steps": 11_000_000}
     assert mean_and_eval_at_least(600)(late, {"mean_return": 700.0}) is True
     assert mean_and_eval_at_least(600, within=10_000_000)(late, {"mean_return": 700.0}) is False
+
+
+def test_results_judge_the_sticky_evaluation_against_the_plain_one():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from zoo_results import published_figure_held, sticky_share
+
+    plain = {"mean_return": 2000.0}
+    assert sticky_share({"evaluation": plain}) is None  # not measured
+    assert sticky_share({"evaluation": plain, "sticky_evaluation": {"mean_return": 1500.0}}) \
+        == 0.75
+    summary = {"mean_return_100": 1600.0, "env_steps": 9_000_000}
+    held = published_figure_held(1562.9)
+    assert held(summary, {"evaluation": plain,
+                          "sticky_evaluation": {"mean_return": 1500.0}}) is True
+    assert held(summary, {"evaluation": plain,
+                          "sticky_evaluation": {"mean_return": 1499.0}}) is False
+    assert held(summary, {"evaluation": plain}) is False  # a bar needs its sticky figure
+    assert held({"mean_return_100": 1500.0, "env_steps": 9_000_000},
+                {"evaluation": plain, "sticky_evaluation": plain}) is False
+
+
+def test_zoo_add_evaluates_plain_and_sticky_whatever_the_agent_trained_with(monkeypatch):
+    """An agent trained with sticky actions (assault-a3c) is recorded without them in
+    "evaluation" and with 0.25 in "sticky_evaluation"."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import zoo_add
+
+    asked = []
+
+    class FakeAgent:
+        evaluates_greedy = True
+
+        def evaluate(self, episodes, seed, sticky_actions):
+            asked.append(sticky_actions)
+            return {"mean_return": 1.0}
+
+    monkeypatch.setattr(zoo_add, "load", lambda path: FakeAgent())
+    assert zoo_add.evaluate(Path("a"), 10, 1)["sticky_actions"] == 0.0
+    assert zoo_add.evaluate(Path("a"), 10, 1, zoo_add.STICKY_ACTIONS)["sticky_actions"] == 0.25
+    assert asked == [0.0, 0.25]
