@@ -11,14 +11,15 @@ Atari, float vectors otherwise), one at a time or as a batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from actorcritic.algos.rollout import ActionAdapter
-from actorcritic.config import Config, config_from_dict
+from actorcritic.config import Config
+from actorcritic.envs.actions import ActionAdapter
 from actorcritic.errors import EnvError, UserError
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.models.cores import State
@@ -151,17 +152,21 @@ def make_single_env(cfg: Config, render: bool = False) -> gym.Env:
     return make_gym_env(env_cfg, render)
 
 
-def load(target: str | Path) -> Agent:
+def load(target: str | Path, *, env_fn: Callable | None = None,
+         encoder: type | None = None) -> Agent:
     """An Agent from a run dir (its best checkpoint), a checkpoint file or a zoo agent
-    (`zoo/NAME` or just `NAME`). Loading never runs code from the file."""
+    (`zoo/NAME` or just `NAME`). Loading never runs code from the file: it imports the
+    encoder class and env class a run of your own names (docs/CUSTOM.md), and calls no
+    function it names.
+
+    env_fn, encoder: the env factory and encoder class the run was trained with, passed
+    again (needed for a function factory, and for anything with no importable name)."""
+    from actorcritic.custom import checkpoint_config
     from actorcritic.envs import spaces_for
     from actorcritic.models.actor_critic import build_model
 
     ckpt = load_checkpoint(resolve_checkpoint(target))
-    if "config" not in ckpt.meta:
-        raise UserError(f"checkpoint {ckpt.path} holds no config, so its model cannot be "
-                        f"rebuilt")
-    cfg = config_from_dict(ckpt.meta["config"])
+    cfg = checkpoint_config(ckpt, env_fn, encoder)
     obs_space, action_space = spaces_for(cfg)
     model = build_model(cfg, obs_space, action_space)
     load_model_exact(model, ckpt)

@@ -17,14 +17,17 @@ from typing import Any
 
 import yaml
 
+from actorcritic import registry
 from actorcritic.errors import ConfigError
+from actorcritic.importpath import is_import_path
 
 
 def _f(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
-       max: float | None = None, min_exclusive: bool = False) -> Any:
-    """A config field with its help text and validation rule."""
+       max: float | None = None, min_exclusive: bool = False, import_path: bool = False) -> Any:
+    """A config field with its help text and validation rule (import_path: a
+    `module:qualname` naming the user's own code is valid besides the choices)."""
     meta = {"help": help, "choices": choices, "min": min, "max": max,
-            "min_exclusive": min_exclusive}
+            "min_exclusive": min_exclusive, "import_path": import_path}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -32,7 +35,8 @@ def _f(default: Any, help: str, *, choices: tuple | None = None, min: float | No
 
 @dataclass
 class EnvConfig:
-    id: str = _f("CartPole-v1", "Gymnasium/EnvPool environment id")
+    id: str = _f("CartPole-v1", "Gymnasium/EnvPool environment id (module:EnvId-v0 imports "
+                 "module first; module:function names your own env factory, docs/CUSTOM.md)")
     num_envs: int = _f(8, "parallel environments per learner (or per A3C worker)", min=1)
     backend: str = _f("sync", "vector backend (vector: Gymnasium's own NumPy-vectorized env, "
                       "CartPole-v1)", choices=("sync", "async", "vector", "envpool",
@@ -70,8 +74,11 @@ class EnvConfig:
 
 @dataclass
 class ModelConfig:
-    encoder: str = _f("auto", "observation encoder (auto: mlp for vectors, nature_cnn for images)",
-                      choices=("auto", "mlp", "nature_cnn", "small_cnn"))
+    encoder: str = _f("auto", "observation encoder (auto: mlp for vectors, nature_cnn for "
+                      "images; or module:Class, your own nn.Module, docs/CUSTOM.md)",
+                      choices=("auto", "mlp", "nature_cnn", "small_cnn"), import_path=True)
+    encoder_kwargs: dict = _f({}, "keyword arguments of an encoder given as module:Class, "
+                              "built as Class(observation_space, **encoder_kwargs)")
     hidden_sizes: list = _f([64, 64], "MLP hidden layer sizes")
     activation: str = _f("tanh", "MLP activation", choices=("tanh", "relu"))
     shared_trunk: bool = _f(True, "actor and critic share one encoder/core (false: two networks)")
@@ -95,7 +102,7 @@ class AlgoConfig:
     name: str = _f("a2c", "algorithm (a3c: Hogwild workers stepping one shared optimizer; "
                    "a3c_ps: A3C with a parameter server, workers on Ray send gradients that "
                    "one learner applies as they arrive)",
-                   choices=("a2c", "a3c", "a3c_ps", "impala", "ppo"))
+                   choices=tuple(registry.ALGORITHMS))
     lr: float = _f(7e-4, "learning rate", min=0, min_exclusive=True)
     lr_schedule: str = _f("constant", "learning-rate schedule: linear decays to 0 at total_steps; "
                           "log10 is lr / log10(0.01 * episode + 10)",
@@ -129,12 +136,14 @@ class AlgoConfig:
                           "exceeds 1.5 x this (0: off)", min=0)
     reward_scale: float = _f(1.0, "multiply rewards by this for learning (returns, values, "
                              "losses); episode statistics stay raw", min=0, min_exclusive=True)
-    reuse_acting_graph: str = _f("auto", "A2C and A3C workers: backpropagate through the forward passes made "
-                                 "while acting instead of recomputing them (same gradient, one "
-                                 "forward pass less; CNNs replay their recorded layer outputs "
-                                 "as one batch; auto: on for feedforward CNNs)",
+    reuse_acting_graph: str = _f("off", "accelerator, A2C and A3C workers: backpropagate through "
+                                 "the forward passes made while acting instead of recomputing "
+                                 "them (same gradient, one forward pass less; CNNs replay their "
+                                 "recorded layer outputs as one batch; auto: on for feedforward "
+                                 "CNNs; the Atari A2C/A3C presets turn it on)",
                                  choices=("auto", "on", "off"))
-    num_workers: int = _f(2, "A3C/IMPALA worker processes", min=1)
+    num_workers: int = _f(2, "A3C/IMPALA worker processes; A2C/PPO on Ray: actors that each "
+                          "step a slice of the envs (at most env.num_envs)", min=1)
     processes: int = _f(1, "A2C: processes that each step env.num_envs / processes of the envs, "
                         "act and backpropagate at once; their gradients are summed before the "
                         "one optimizer step, so the update is the same, on more cores",
@@ -158,12 +167,15 @@ class RunConfig:
     device: str = _f("auto", "torch device (auto: cuda when present, else cpu)",
                      choices=("auto", "cpu", "cuda"))
     torch_threads: int = _f(0, "torch intra-op threads (0: auto)", min=0)
-    numpy_acting: bool = _f(True, "A2C: act with NumPy for MLP policies with a Discrete head on "
-                            "the CPU (the same arithmetic, under half of torch's per-step overhead)")
-    numpy_update: bool = _f(True, "A2C: run the update (loss, hand-derived gradients, clipping, "
-                            "Adam/RMSprop step) in NumPy for those policies (same arithmetic, "
-                            "about a sixth of torch's time at this size)")
-    backend: str = _f("local", "where workers run", choices=("local", "ray"))
+    numpy_acting: bool = _f(False, "accelerator, A2C/PPO: act with NumPy for MLP policies with a "
+                            "Discrete head on the CPU (the same arithmetic, tested equal, under "
+                            "half of torch's per-step overhead)")
+    numpy_update: bool = _f(False, "accelerator, A2C/PPO: run the update (loss, hand-derived "
+                            "gradients, clipping, Adam/RMSprop step) in NumPy for those "
+                            "policies (the same arithmetic, tested equal to losses.py through "
+                            "autograd; about a sixth of torch's time at this size)")
+    backend: str = _f("local", "where workers run (which algorithm runs where: registry.py)",
+                     choices=registry.BACKENDS)
     stop_mean_return: float | None = _f(None, "stop once the mean of the last 100 episodes "
                                         "reaches this")
     stop_eval_return: float | None = _f(None, "stop once a periodic evaluation (run.eval_every) "
@@ -293,7 +305,11 @@ def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
             raise ConfigError(f"{key} must be a mapping, got {value!r}")
     choices = meta.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        if meta.get("import_path") and is_import_path(value):
+            return value
+        own = " or module:Class" if meta.get("import_path") else ""
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}{own}; got "
+                          f"{value!r}")
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and (value < lo or (meta.get("min_exclusive") and value == lo)):
         op = ">" if meta.get("min_exclusive") else ">="
@@ -391,37 +407,18 @@ def check_consistency(cfg: Config) -> None:
         raise ConfigError(f"env.crop must be [top, bottom, left, right], got {cfg.env.crop}")
     if any(int(h) < 1 for h in cfg.model.hidden_sizes):
         raise ConfigError(f"model.hidden_sizes must be positive, got {cfg.model.hidden_sizes}")
+    if cfg.model.encoder_kwargs and not is_import_path(cfg.model.encoder):
+        raise ConfigError(f"model.encoder_kwargs is for an encoder given as module:Class; "
+                          f"model.encoder is {cfg.model.encoder}")
+    registry.check(cfg)  # which algorithm runs on which placement and backend
     _check_ppo_and_normalization(cfg)
-    _check_backend(cfg)
-    if cfg.algo.overlap:
-        if cfg.algo.name not in ("a2c", "ppo"):
-            raise ConfigError(f"algo.overlap is for A2C; {cfg.algo.name} acts in its own "
-                              f"workers already")
-        if cfg.algo.processes > 1:
-            raise ConfigError("algo.overlap and algo.processes > 1 are two ways to use the "
-                              "cores; choose one")
     if cfg.algo.processes > 1:
-        if cfg.algo.name != "a2c":
-            raise ConfigError(f"algo.processes is for A2C; {cfg.algo.name} has "
-                              f"algo.num_workers")
         if cfg.env.num_envs % cfg.algo.processes:
             raise ConfigError(f"env.num_envs ({cfg.env.num_envs}) must be a multiple of "
                               f"algo.processes ({cfg.algo.processes})")
         if cfg.algo.normalize_advantage:
             raise ConfigError("algo.normalize_advantage needs the whole batch's statistics; "
                               "it cannot be used with algo.processes > 1")
-
-
-def _check_backend(cfg: Config) -> None:
-    """Which algorithms run where: A3C's Hogwild workers share memory on one machine; its
-    Ray variant is a different algorithm with a name of its own."""
-    if cfg.algo.name == "a3c" and cfg.run.backend == "ray":
-        raise ConfigError("algo.name=a3c is Hogwild workers stepping one shared optimizer on "
-                          "this machine; on Ray the workers send gradients to one learner, "
-                          "a different algorithm: set algo.name=a3c_ps")
-    if cfg.algo.name == "a3c_ps" and cfg.run.backend != "ray":
-        raise ConfigError("algo.name=a3c_ps (A3C with a parameter server) runs its workers on "
-                          "Ray: set run.backend=ray, or algo.name=a3c for local A3C")
 
 
 def _check_ppo_and_normalization(cfg: Config) -> None:
@@ -438,14 +435,6 @@ def _check_ppo_and_normalization(cfg: Config) -> None:
                           "choose one")
     if cfg.algo.name != "ppo":
         return
-    if cfg.run.backend == "ray":
-        raise ConfigError("algo.name=ppo runs in one process (its epochs reuse each rollout "
-                          "at changing parameters); run.backend=ray has IMPALA's actors: use "
-                          "algo.name=impala there")
-    if cfg.algo.processes > 1:
-        raise ConfigError("algo.name=ppo cannot split its update over algo.processes (each "
-                          "helper computes one gradient of its share; PPO takes many per "
-                          "rollout): use algo.overlap=true for a second core")
     if cfg.model.core != "none" and cfg.algo.minibatches > cfg.env.num_envs:
         raise ConfigError(f"recurrent PPO splits whole env sequences into minibatches: "
                           f"algo.minibatches ({cfg.algo.minibatches}) must be <= env.num_envs "

@@ -322,14 +322,14 @@ def check_output(out: str | Path, opset: int) -> Path:
 def export_checkpoint(target: str | Path, out: str | Path,
                       opset: int = DEFAULT_OPSET) -> ExportResult:
     """Export a run dir's best checkpoint (or a checkpoint file) to the ONNX file `out`."""
-    from actorcritic.config import config_from_dict
+    from actorcritic.custom import checkpoint_config
     from actorcritic.envs import spaces_for
     from actorcritic.models.actor_critic import build_model
     from actorcritic.run.checkpoint import load_checkpoint, load_model_exact, resolve_checkpoint
 
     check_output(out, opset)
     ckpt = load_checkpoint(resolve_checkpoint(target))
-    cfg = config_from_dict(ckpt.meta["config"])
+    cfg = checkpoint_config(ckpt)  # refuses a function env factory it names
     require_onnx()
     obs_space, action_space = spaces_for(cfg)
     model = build_model(cfg, obs_space, action_space)

@@ -5,11 +5,15 @@ Nothing in the package below this module imports it.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from actorcritic import registry
 from actorcritic.config import Config, apply_overrides, load_config
+from actorcritic.custom import adopt, readopt
 from actorcritic.envs import spaces_for
 from actorcritic.errors import CheckpointError, EnvError, RunFailure
 from actorcritic.models.actor_critic import ActorCritic, build_model, set_threads
@@ -33,13 +37,14 @@ from actorcritic.run.session import (
 __all__ = ["build_model", "spaces_for", "train"]
 
 
-def _open_resumed(run_dir: Path, overrides: list[str] | None):
+def _open_resumed(run_dir: Path, overrides: list[str] | None, env_fn, encoder):
     """Config, newest checkpoint and lock of a run to continue (nothing is written)."""
     saved = load_run_config(run_dir)
     lock = RunDirLock(run_dir).acquire()
     try:
         cfg = apply_overrides(load_run_config(run_dir), overrides)
         check_resume_compatible(saved, cfg, run_dir)
+        readopt(cfg, env_fn, encoder, f"run {run_dir}")
         latest = CheckpointDir(run_dir).latest()
         if latest is None:
             raise CheckpointError(f"cannot resume {run_dir}: no checkpoint in "
@@ -58,32 +63,12 @@ def _new_model(cfg: Config, spaces) -> ActorCritic:
     return build_model(cfg, obs_space, action_space)
 
 
-def _run_algorithm(session: RunSession, model: ActorCritic, resume_ckpt) -> None:
-    cfg = session.cfg
-    if cfg.algo.name in ("a2c", "ppo"):
-        from actorcritic.algos.a2c import run_vector
-
-        run_vector(session, model, resume_ckpt)
-    elif cfg.run.backend == "ray":
-        from actorcritic.distributed.ray_backend import run_ray
-
-        run_ray(session, model, resume_ckpt)
-    elif cfg.algo.name == "a3c":
-        from actorcritic.algos.a3c import run_a3c
-
-        run_a3c(session, model, resume_ckpt)
-    else:
-        from actorcritic.algos.impala import run_impala
-
-        run_impala(session, model, resume_ckpt)
-
-
 def _train_in_session(session: RunSession, model: ActorCritic, resume_ckpt) -> dict:
     """Run the algorithm, evaluate, write the summary; a failure still writes one."""
     cfg = session.cfg
     session.install_signal_handlers()
     try:
-        _run_algorithm(session, model, resume_ckpt)
+        registry.runner_for(cfg)(session, model, resume_ckpt)
     except (RunFailure, EnvError) as exc:
         session.stop_reason = exc.stop_reason if isinstance(exc, RunFailure) else "env-error"
         session.summary(None, status="failed")
@@ -98,25 +83,40 @@ def _train_in_session(session: RunSession, model: ActorCritic, resume_ckpt) -> d
     return session.summary(final_eval, status=status)
 
 
+def _new_config(cfg: Config | str, overrides: list[str] | None, env_fn, encoder
+                ) -> tuple[Config, list[str]]:
+    """The config of a new run, pointed at the user's own env and encoder (custom.py; the
+    caller's Config keeps its values), and the lines to say about them at start."""
+    if not isinstance(cfg, Config):
+        cfg = load_config(cfg, overrides)
+    elif overrides:
+        cfg = apply_overrides(cfg, overrides)
+    cfg = copy.deepcopy(cfg)
+    return cfg, adopt(cfg, env_fn, encoder)
+
+
 def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None, *,
           overrides: list[str] | None = None, resume: str | Path | None = None,
           init_from: str | Path | None = None, overwrite: bool = False,
-          quiet: bool = False) -> dict:
+          quiet: bool = False, env_fn: Callable | None = None,
+          encoder: type | None = None) -> dict:
     """Train and evaluate; return the summary (also written to RUN_DIR/summary.json).
 
     cfg: a Config, or a preset name / YAML path. resume: a run dir to continue exactly
     from its newest checkpoint. init_from: a checkpoint whose matching tensors seed a new
     model. The run dir is locked for the whole run: a second process is refused.
+    env_fn: your own env, a callable (a function or a gymnasium.Env class) that returns a
+    Gymnasium env, in place of env.id. encoder: your own nn.Module class, built as
+    Class(observation_space, **model.encoder_kwargs), with `out_size` features. Each is
+    recorded by its import path (docs/CUSTOM.md); with resume, pass the same ones again.
     """
     resume_ckpt = init_ckpt = None
+    notes: list[str] = []
     if resume is not None:
         run_dir = Path(resume)
-        cfg, resume_ckpt, lock = _open_resumed(run_dir, overrides)
+        cfg, resume_ckpt, lock = _open_resumed(run_dir, overrides, env_fn, encoder)
     else:
-        if not isinstance(cfg, Config):
-            cfg = load_config(cfg, overrides)
-        elif overrides:
-            cfg = apply_overrides(cfg, overrides)
+        cfg, notes = _new_config(cfg, overrides, env_fn, encoder)
         init_ckpt = load_checkpoint(resolve_checkpoint(init_from)) if init_from else None
         spaces = spaces_for(cfg)  # a bad env fails here, before the run dir exists
         model = _new_model(cfg, spaces)  # and so does an impossible model
@@ -135,6 +135,8 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
         raise
     try:
         model.to(session.device)
+        for note in notes:
+            session.progress.message(note)
         if resume_ckpt is not None:
             session.progress.message(f"resuming {run_dir} from {resume_ckpt.path.name} at "
                                      f"{session.env_steps} env steps")

@@ -44,7 +44,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from actorcritic.algos.rollout import (  # noqa: E402
-    ActionAdapter,
     Carry,
     RolloutBuffer,
     collect_rollout,
@@ -57,6 +56,7 @@ from actorcritic.algos.update import (  # noqa: E402
 )
 from actorcritic.config import load_config  # noqa: E402
 from actorcritic.envs import make_vector_env  # noqa: E402
+from actorcritic.envs.actions import ActionAdapter  # noqa: E402
 from actorcritic.models.actor_critic import ActorCritic  # noqa: E402
 
 ENV_ID = "PongNoFrameskip-v4"

@@ -8,6 +8,8 @@
    (the entry point imports the algorithms, never the other way round).
 3. No private name (`_x`) imported from another module.
 4. No function longer than 60 lines.
+5. No module under run/ imports an algorithm (actorcritic.algos or actorcritic.distributed):
+   the loop, the session and the checkpoints serve every algorithm and know none.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "actorcritic"
 LOWER = ("algos", "run", "models", "envs", "distributed")
 MAX_LINES = 60
+ALGORITHM_PACKAGES = ("actorcritic.algos", "actorcritic.distributed")
 
 
-def module_name(path: Path) -> str:
-    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    rel = path.relative_to(package.parent).with_suffix("")
     parts = list(rel.parts)
     if parts[-1] == "__init__":
         parts.pop()
@@ -37,9 +40,10 @@ def resolve(node: ast.ImportFrom, current: str, is_package: bool) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def imports_of(path: Path, modules: set[str]) -> list[tuple[str, str, int]]:
+def imports_of(path: Path, modules: set[str], package: Path = PACKAGE
+               ) -> list[tuple[str, str, int]]:
     """(imported module, imported name or '', line) for every import in the file."""
-    current = module_name(path)
+    current = module_name(path, package)
     tree = ast.parse(path.read_text(), str(path))
     out = []
     for node in ast.walk(tree):
@@ -88,36 +92,38 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return result
 
 
-def long_functions(path: Path) -> list[str]:
+def long_functions(path: Path, package: Path = PACKAGE) -> list[str]:
     tree = ast.parse(path.read_text(), str(path))
     out = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             length = node.end_lineno - node.lineno + 1
             if length > MAX_LINES:
-                out.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: function "
+                out.append(f"{path.relative_to(package.parent)}:{node.lineno}: function "
                            f"{node.name} is {length} lines (at most {MAX_LINES})")
     return out
 
 
-def violations() -> list[str]:
-    files = sorted(PACKAGE.rglob("*.py"))
-    modules = {module_name(p) for p in files}
+def violations(package: Path = PACKAGE) -> list[str]:
+    files = sorted(package.rglob("*.py"))
+    modules = {module_name(p, package) for p in files}
     graph: dict[str, set[str]] = {}
     problems = []
     for path in files:
-        name = module_name(path)
-        rel = path.relative_to(PACKAGE.parent)
-        for target, imported, line in imports_of(path, modules):
+        name = module_name(path, package)
+        rel = path.relative_to(package.parent)
+        for target, imported, line in imports_of(path, modules, package):
             dep = target if target in modules else None
             if dep and dep != name and not (name.startswith(dep + ".") and dep == "actorcritic"):
                 graph.setdefault(name, set()).add(dep)
             if target == "actorcritic.train" and name.split(".")[1:2] and \
                     name.split(".")[1] in LOWER:
                 problems.append(f"{rel}:{line}: imports actorcritic.train (the entry point)")
+            if name.startswith("actorcritic.run.") and target.startswith(ALGORITHM_PACKAGES):
+                problems.append(f"{rel}:{line}: run/ imports an algorithm ({target})")
             if imported.startswith("_") and not imported.startswith("__") and target != name:
                 problems.append(f"{rel}:{line}: imports private name {imported} from {target}")
-        problems += long_functions(path)
+        problems += long_functions(path, package)
     for cycle in find_cycles(graph):
         problems.append("import cycle: " + " -> ".join(cycle))
     return problems

@@ -132,7 +132,7 @@ def test_the_update_tail_runs_on_its_own_thread_count_and_gives_it_back():
 @pytest.mark.parametrize("overrides, message", [
     (["env.num_envs=5", "algo.processes=2"], "must be a multiple of algo.processes"),
     (["algo.processes=2", "algo.normalize_advantage=true"], "normalize_advantage"),
-    (["algo.name=a3c", "algo.processes=2"], "algo.processes is for A2C"),
+    (["algo.name=a3c", "algo.processes=2"], "algo.name=a3c has no 'processes' placement"),
 ])
 def test_settings_it_cannot_honour_are_one_clear_error(overrides, message):
     with pytest.raises(ConfigError, match=message):

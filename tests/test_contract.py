@@ -23,6 +23,7 @@ import pytest
 import torch
 from procs import cli_process, wait_for_metrics
 
+from actorcritic import registry
 from actorcritic.run.checkpoint import load_checkpoint
 
 TESTS = Path(__file__).resolve().parent
@@ -34,16 +35,15 @@ COMMON = ["env.id=contract_envs:Contract-v0", "env.backend=sync", "env.num_envs=
           "run.eval_episodes=0", "run.log_every=2", "algo.num_steps=5", "run.torch_threads=1",
           "run.checkpoint_every=4", "run.eval_every=0", "run.stop_eval_return=null",
           "algo.normalize_advantage=false"]
+# Settings that keep each algorithm's runs small; the placements themselves come from the
+# registry, so a placement added there is tried here.
+SMALL = {"a3c": ["algo.num_workers=2", "env.num_envs=1"], "impala": ["algo.num_workers=2"],
+         "a3c_ps": ["algo.num_workers=2"], "ppo": ["algo.epochs=2", "algo.minibatches=2"]}
 PLACEMENTS = {
-    "a2c-sync": ["algo.name=a2c"],
-    "a2c-overlap": ["algo.name=a2c", "algo.overlap=true"],
-    "a2c-processes": ["algo.name=a2c", "algo.processes=2"],
-    "a3c": ["algo.name=a3c", "algo.num_workers=2", "env.num_envs=1"],
-    "impala": ["algo.name=impala", "algo.num_workers=2"],
-    "ppo-sync": ["algo.name=ppo", "algo.epochs=2", "algo.minibatches=2"],
-    "ppo-overlap": ["algo.name=ppo", "algo.epochs=2", "algo.minibatches=2", "algo.overlap=true"],
-    "a3c_ps-ray": ["algo.name=a3c_ps", "algo.num_workers=2", "run.backend=ray"],
-    "impala-ray": ["algo.name=impala", "algo.num_workers=2", "run.backend=ray"],
+    "-".join([algo, placement] + ([backend] if backend != "local" else [])):
+        registry.overrides_for(algo, placement, backend) + SMALL.get(algo, [])
+    for algo, placement, backend in registry.requestable()
+    if registry.is_supported(algo, placement, backend)
 }
 
 

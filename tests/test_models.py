@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from actorcritic.algos.reward_scaling import ConstantScale
-from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
+from actorcritic.algos.rollout import Carry, RolloutBuffer, collect_rollout
 from actorcritic.algos.update import reuses_acting_graph, rollout_loss
 from actorcritic.config import AlgoConfig, EnvConfig, ModelConfig
 from actorcritic.envs import make_vector_env
+from actorcritic.envs.actions import ActionAdapter
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.models.encoders import image_input
 from actorcritic.models.heads import make_head

@@ -16,7 +16,7 @@ from test_robustness import cli, faulty_run, finite_params, one_error_line
 
 from actorcritic.algos.a2c_parallel import torch_threads
 from actorcritic.algos.overlap import OverlappedRollouts
-from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
+from actorcritic.algos.rollout import Carry, RolloutBuffer, collect_rollout
 from actorcritic.algos.update import (
     clip_and_measure,
     make_optimizer,
@@ -26,6 +26,7 @@ from actorcritic.algos.update import (
 from actorcritic.cli import main
 from actorcritic.config import load_config
 from actorcritic.envs import make_vector_env
+from actorcritic.envs.actions import ActionAdapter
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.run.checkpoint import load_checkpoint
 from actorcritic.train import train
@@ -212,7 +213,7 @@ def test_env_exception_in_the_acting_thread_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    (["algo.name=a3c"], "algo.overlap is for A2C; a3c acts in its own workers already"),
+    (["algo.name=a3c"], "algo.name=a3c has no 'overlap' placement on local"),
     (["algo.processes=2"], "algo.overlap and algo.processes > 1 are two ways to use the cores"),
 ])
 def test_config_errors_are_one_line(tmp_path, capsys, overrides, expected):

@@ -13,13 +13,14 @@ import torch
 from actorcritic import train
 from actorcritic.algos.a2c_sampling import SyncSampler
 from actorcritic.algos.losses import ppo_loss
-from actorcritic.algos.ppo import PPOLearner, clip_at, rollout_targets
+from actorcritic.algos.ppo import PPOLearner, rollout_targets
 from actorcritic.algos.reward_scaling import ConstantScale
 from actorcritic.algos.rollout import Carry, RolloutBuffer
 from actorcritic.config import load_config
 from actorcritic.envs import make_vector_env
 from actorcritic.errors import ConfigError
 from actorcritic.models.actor_critic import build_model
+from actorcritic.schedules import clip_at
 
 
 def fixed_data(n=12, seed=0):
@@ -237,8 +238,8 @@ def test_ppo_runs_on_the_sync_and_overlapped_samplers(tmp_path, placement):
 
 
 @pytest.mark.parametrize("sets,match", [
-    (["run.backend=ray"], "algo.name=ppo runs in one process"),
-    (["algo.processes=2"], "use algo.overlap=true"),
+    (["run.backend=ray", "algo.overlap=true"], "algo.name=ppo has no 'overlap' placement on ray"),
+    (["algo.processes=2"], "processes on local: algo.name=a2c"),
     (["model.core=lstm", "algo.minibatches=16"], "must be <= env.num_envs"),
 ])
 def test_ppo_placements_it_cannot_use_are_refused_with_the_reason(sets, match):

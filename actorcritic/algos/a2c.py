@@ -19,14 +19,16 @@ from actorcritic.algos.a2c_sampling import OverlapSampler, SyncSampler, restore_
 from actorcritic.algos.ppo import PPOLearner
 from actorcritic.algos.reward_scaling import reward_transform
 from actorcritic.algos.rollout import Carry, RolloutBuffer
-from actorcritic.algos.update import make_optimizer, reuses_acting_graph
+from actorcritic.algos.update import accelerators_line, make_optimizer, reuses_acting_graph
 from actorcritic.errors import ConfigError
+from actorcritic.registry import placement_label
 from actorcritic.run.loop import run_loop
 
 
-def run_vector(session, model: nn.Module, resume=None) -> None:
+def run_vector(session, model: nn.Module, resume=None, make_envs=None) -> None:
     """A2C or PPO on a vector of envs stepped by this process (or its helpers): one update
-    (A2C: one step; PPO: epochs of minibatch steps) per rollout."""
+    (A2C: one step; PPO: epochs of minibatch steps) per rollout. `make_envs()` gives envs
+    stepped elsewhere behind the same interface (Ray actors: distributed/ray_envs.py)."""
     from actorcritic.algos.a2c_parallel import share_of
     from actorcritic.envs import make_vector_env
 
@@ -36,8 +38,8 @@ def run_vector(session, model: nn.Module, resume=None) -> None:
         if on and session.device.type != "cpu":
             raise ConfigError(f"{key} runs on the CPU: set run.device=cpu")
     parallel = cfg.algo.processes > 1
-    envs = make_vector_env(share_of(cfg).env if parallel else cfg.env, seed=cfg.run.seed,
-                           mode="train")
+    envs = make_envs() if make_envs is not None else make_vector_env(
+        share_of(cfg).env if parallel else cfg.env, seed=cfg.run.seed, mode="train")
     try:
         sampler, learner = choose_path(session, model, envs, resume)
     except BaseException:
@@ -106,9 +108,12 @@ def choose_path(session, model: nn.Module, envs, resume):
     else:
         sampler, learner, acting, update = _synchronous(*parts, rewards, resume, refused)
     note = "; ".join(r for r in refused if r)
-    session.progress.message(f"{cfg.algo.name}: {type(sampler).__name__}, acting {acting}, "
-                             f"update {update}" + (f" ({note})" if note else ""))
+    session.progress.message(f"{cfg.algo.name} on {placement_label(cfg)}: "
+                             f"{type(sampler).__name__}, acting {acting}, update {update}; "
+                             f"{accelerators_line(acting, update)}"
+                             + (f" ({note})" if note else ""))
     return sampler, learner
+
 
 
 def _ppo_learner(session, model, optimizer, overlap=None) -> PPOLearner:
@@ -166,7 +171,7 @@ def _synchronous(session, model, optimizer, envs, carry, buf, keep_graph, reward
 
 def _why_not_numpy_update(cfg, keep_graph: bool, supported: bool) -> str:
     if not cfg.run.numpy_update:
-        return "numpy update off (run.numpy_update)"
+        return ""  # not asked for
     if keep_graph:
         return "numpy update refused: a CNN, whose acting passes are replayed"
     if not supported:

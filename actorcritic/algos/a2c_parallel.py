@@ -141,9 +141,10 @@ def helper_main(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, 
 
 def _serve(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, make_envs) -> None:
     from actorcritic.algos.reward_scaling import ConstantScale
-    from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer, collect_rollout
+    from actorcritic.algos.rollout import Carry, RolloutBuffer, collect_rollout
     from actorcritic.algos.update import reuses_acting_graph, rollout_loss
     from actorcritic.envs import make_vector_env
+    from actorcritic.envs.actions import ActionAdapter
 
     part = share_of(cfg)
     cpu = torch.device("cpu")

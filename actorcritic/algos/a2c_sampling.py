@@ -17,13 +17,13 @@ from torch import nn
 
 from actorcritic.algos.overlap import OverlappedRollouts
 from actorcritic.algos.rollout import (
-    ActionAdapter,
     Carry,
     RewardTransform,
     RolloutBuffer,
     collect_rollout,
 )
 from actorcritic.envs import snapshot as env_snapshot
+from actorcritic.envs.actions import ActionAdapter
 from actorcritic.models.numpy_actor import NumpyActor
 from actorcritic.run.loop import Collected
 

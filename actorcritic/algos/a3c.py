@@ -34,9 +34,9 @@ from torch import nn
 from actorcritic.algos.shared_optim import make_shared_optimizer
 from actorcritic.algos.update import (
     OptimizerState,
+    accelerators_line,
     clip_and_measure,
     guard_update,
-    lr_at,
     reuses_acting_graph,
     rollout_loss,
 )
@@ -50,6 +50,7 @@ from actorcritic.run.workers import (
     send_report,
     start_process,
 )
+from actorcritic.schedules import lr_at
 
 STEPS, UPDATES, EPISODES = 0, 1, 2  # columns of the shared counters
 JOIN_GRACE = 5.0                    # seconds children get to stop before SIGTERM, then SIGKILL
@@ -513,9 +514,10 @@ def run_a3c(session, model: nn.Module, resume=None) -> None:
     counters.share_memory_()
     acting = "torch, recorded for replay" if reuses_acting_graph(model, cfg.algo) else "torch"
     kernel = {"adam": "fused", "rmsprop": "multi-tensor"}.get(cfg.algo.optimizer, "per tensor")
-    session.progress.message(f"a3c: {W} workers, acting {acting}, update torch on each "
-                             f"worker's copy, shared {cfg.algo.optimizer} ({kernel})"
-                             + (" under a lock" if lock is not None else ""))
+    session.progress.message(f"a3c on workers: {W} workers, acting {acting}, update torch on "
+                             f"each worker's copy, shared {cfg.algo.optimizer} ({kernel})"
+                             + (" under a lock" if lock is not None else "")
+                             + f"; {accelerators_line(acting, 'torch')}")
     pool = ChildPool(session, model, optimizer, counters)
     try:
         sampler = A3CSampler(session, pool, counters)

@@ -79,8 +79,9 @@ class ActorWorker:
     def __init__(self, cfg_dict: dict, index: int, seed: int):
         torch.set_num_threads(1)
         from actorcritic.algos.reward_scaling import ConstantScale
-        from actorcritic.algos.rollout import ActionAdapter, Carry, RolloutBuffer
+        from actorcritic.algos.rollout import Carry, RolloutBuffer
         from actorcritic.envs import make_vector_env
+        from actorcritic.envs.actions import ActionAdapter
         from actorcritic.models.actor_critic import build_model
 
         self.cfg = cfg = config_from_dict(cfg_dict, cfg_dict.get("preset", ""))

@@ -20,16 +20,23 @@ import torch
 
 from actorcritic.algos.losses import explained_variance
 from actorcritic.algos.numpy_update import NumpyA2CUpdate
-from actorcritic.algos.ppo import clip_at
 from actorcritic.algos.returns import gae_numpy
 from actorcritic.algos.update import OptimizerState
 from actorcritic.run.loop import Collected
+from actorcritic.schedules import clip_at, minibatch_rng
 
 
 class NumpyPPOLearner(OptimizerState):
     def __init__(self, net: NumpyA2CUpdate, cfg, progress):
         self.net, self.cfg, self.progress = net, cfg, progress
         self.optimizer = net.optimizer
+        self.clip = clip_at(cfg.algo, progress())
+
+    def set_lr(self, lr: float) -> None:
+        """The loop sets the learning rate before each rollout; the clip range is taken at
+        the same point of training, so both schedules reach 0 together at total_steps."""
+        super().set_lr(lr)
+        self.clip = clip_at(self.cfg.algo, self.progress())
 
     def update(self, collected: Collected, update: int, log_now: bool):
         algo, b = self.cfg.algo, collected.data[0].np
@@ -42,8 +49,8 @@ class NumpyPPOLearner(OptimizerState):
         flat = _Flat(obs[:T * N], b.actions.reshape(-1), b.logp.reshape(-1),
                      b.values.reshape(-1), advantages.reshape(-1), returns.reshape(-1),
                      b.valid.reshape(-1))
-        rng = np.random.default_rng([self.cfg.run.seed, update, 0x990])
-        clip = clip_at(algo, self.progress())
+        rng = minibatch_rng(self.cfg.run.seed, update)
+        clip = self.clip
         totals = np.zeros(6)
         steps = epochs_done = 0
         grad_norm = 0.0

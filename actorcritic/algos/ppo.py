@@ -31,13 +31,7 @@ from actorcritic.algos.returns import gae_advantages
 from actorcritic.algos.update import OptimizerState, apply_update
 from actorcritic.models.normalize import update_obs_stats
 from actorcritic.run.loop import Collected
-
-
-def clip_at(algo, progress: float) -> float:
-    """The clip range at a fraction of training done (`algo.clip_schedule`)."""
-    if algo.clip_schedule == "linear":
-        return algo.clip_coef * max(0.0, 1.0 - progress)
-    return algo.clip_coef
+from actorcritic.schedules import clip_at, minibatch_rng
 
 
 def rollout_targets(model: nn.Module, buf, gamma: float, gae_lambda: float
@@ -63,6 +57,13 @@ class PPOLearner(OptimizerState):
         self.progress = progress  # fraction of run.total_steps done (the clip schedule)
         self.overlap = overlap  # OverlappedRollouts: the acting copy gets the new parameters
         self.recurrent = model.cfg.core != "none"
+        self.clip = clip_at(cfg.algo, progress())
+
+    def set_lr(self, lr: float) -> None:
+        """The loop sets the learning rate before each rollout; the clip range is taken at
+        the same point of training, so both schedules reach 0 together at total_steps."""
+        super().set_lr(lr)
+        self.clip = clip_at(self.cfg.algo, self.progress())
 
     def update(self, collected: Collected, update: int, log_now: bool):
         buf, _, token = collected.data
@@ -70,8 +71,8 @@ class PPOLearner(OptimizerState):
         old_values, advantages, returns = rollout_targets(self.model, batch, self.cfg.algo.gamma,
                                                           self.cfg.algo.gae_lambda)
         obs = self.model.learner_obs(batch.obs)  # frames converted once, not once a pass
-        rng = np.random.default_rng([self.cfg.run.seed, update, 0x990])
-        clip = clip_at(self.cfg.algo, self.progress())
+        rng = minibatch_rng(self.cfg.run.seed, update)
+        clip = self.clip
         totals: dict[str, torch.Tensor] = {}
         steps, epochs_done, stop = 0, 0, False
         last: dict = {}

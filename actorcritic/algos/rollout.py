@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from actorcritic.algos.reward_scaling import ConstantScale, ReturnScale
+from actorcritic.envs.actions import ActionAdapter
 from actorcritic.envs.vector import Episode, VecEnv
 from actorcritic.errors import NonFiniteError
 from actorcritic.models.actor_critic import ActorCritic
@@ -83,19 +84,6 @@ class RolloutBuffer:
         batch = {n: getattr(self, n).to(device, non_blocking=True) for n in self.NAMES}
         batch["start_state"] = tuple(s.to(device) for s in self.start_state)
         return types.SimpleNamespace(**batch, num_steps=self.num_steps, num_envs=self.num_envs)
-
-
-class ActionAdapter:
-    """Turns action arrays into what the env expects (clipped floats for Box)."""
-
-    def __init__(self, space: gym.Space):
-        self.box = isinstance(space, gym.spaces.Box)
-        if self.box:
-            self.low, self.high = space.low, space.high
-
-    def __call__(self, action: torch.Tensor | np.ndarray) -> np.ndarray:
-        a = action.cpu().numpy() if isinstance(action, torch.Tensor) else action
-        return np.clip(a, self.low, self.high) if self.box else a
 
 
 def check_finite(name: str, array: np.ndarray, step: int) -> None:

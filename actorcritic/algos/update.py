@@ -8,7 +8,6 @@ IMPALA learner.
 from __future__ import annotations
 
 import contextlib
-import math
 
 import torch
 from torch import nn
@@ -57,6 +56,17 @@ def reuses_acting_graph(model: nn.Module, cfg: AlgoConfig) -> bool:
     return not isinstance(encoder, MLP)
 
 
+def accelerators_line(acting: str, update: str) -> str:
+    """The accelerators in use, named at start: each is opted into by a config key and
+    tested equal to the plain torch path."""
+    names = [name for name, on in (("numpy acting (run.numpy_acting)", acting == "numpy"),
+                                   ("replayed acting passes (algo.reuse_acting_graph)",
+                                    "replay" in acting),
+                                   ("numpy update (run.numpy_update)", "numpy" in update))
+             if on]
+    return "accelerators: " + (", ".join(names) if names else "none (the plain torch path)")
+
+
 def make_optimizer(params, cfg: AlgoConfig) -> torch.optim.Optimizer:
     """Adam (fused kernel) or RMSprop (multi-tensor): one op per step instead of one per
     parameter tensor, which is what a small network's update time is made of."""
@@ -66,15 +76,6 @@ def make_optimizer(params, cfg: AlgoConfig) -> torch.optim.Optimizer:
         return RMSpropTF(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.optim_eps)
     return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.optim_eps,
                                foreach=True)
-
-
-def lr_at(cfg: AlgoConfig, env_steps: int, total_steps: int, episodes: int) -> float:
-    """The learning rate of the schedule at a point of training."""
-    if cfg.lr_schedule == "linear":
-        return cfg.lr * max(0.0, 1.0 - env_steps / total_steps)
-    if cfg.lr_schedule == "log10":
-        return cfg.lr / math.log10(0.01 * episodes + 10)
-    return cfg.lr
 
 
 def grad_stats(params: list[torch.Tensor]) -> dict[str, torch.Tensor]:

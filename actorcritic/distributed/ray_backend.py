@@ -32,18 +32,12 @@ from torch import nn
 
 from actorcritic.config import Config
 from actorcritic.errors import ConfigError, WorkerFailure
+from actorcritic.extras import require
 from actorcritic.run.workers import ErrorReport, WorkerPool, raise_report
-
-INSTALL_HINT = "pip install 'actorcritic[ray]'"
 
 
 def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(f"run.backend=ray needs Ray, which is not installed; install it with "
-                          f"{INSTALL_HINT}") from None
-    return ray
+    return require("ray", "ray", "run.backend=ray", ConfigError)
 
 
 @contextlib.contextmanager
@@ -300,9 +294,6 @@ def run_ray(session, model: nn.Module, resume=None) -> None:
     from actorcritic.algos.impala import run_learner
 
     cfg = session.cfg
-    if cfg.algo.name not in ("a3c_ps", "impala"):
-        raise ConfigError(f"run.backend=ray runs algo.name a3c_ps or impala, not "
-                          f"{cfg.algo.name}; use run.backend=local for {cfg.algo.name}")
     method, mode = ("rollout", "trajectories") if cfg.algo.name == "impala" else \
         ("gradients", "gradients")
     with ray_cluster(cfg) as ray:

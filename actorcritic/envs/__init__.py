@@ -9,10 +9,12 @@ from functools import partial
 import gymnasium as gym
 
 from actorcritic.config import EnvConfig
+from actorcritic.envs.factory import env_factory, factory_backend, make_factory_env
 from actorcritic.envs.mujoco_gl import prepare_rendering
 from actorcritic.envs.vector import EnvPoolVecEnv, Episode, GymVecEnv, VecEnv
 from actorcritic.envs.wrappers import HideObservation
 from actorcritic.errors import EnvError
+from actorcritic.extras import dependency_error, env_family, require
 
 __all__ = ["Episode", "VecEnv", "make_vector_env", "is_atari", "is_football", "spaces_for"]
 
@@ -41,8 +43,10 @@ def _gym_known(env_id: str) -> bool:
 
 
 def _envpool_known(env_id: str) -> bool:
-    import envpool
-
+    # EnvPool ships Box2D's LunarLander: the Box2D extra brings it for those presets.
+    extra = "box2d" if env_family(env_id) == "box2d" else "envpool"
+    envpool = require("envpool", extra, f"env '{env_id}' on env.backend=envpool",
+                      alternative="set env.backend=sync")
     return env_id in envpool.list_all_envs()
 
 
@@ -62,6 +66,18 @@ def unknown_env(env_id: str) -> EnvError:
 
 def make_single_env(cfg: EnvConfig, render: bool = False) -> gym.Env:
     """One raw env with episode statistics on the raw rewards, plus the generic wrappers."""
+    factory = env_factory(cfg.id)  # the user's own env factory (envs/factory.py)
+    env = make_factory_env(factory, cfg, render) if factory else _make_gym_env(cfg, render)
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    if cfg.hide_obs:
+        try:
+            env = HideObservation(env, cfg.hide_obs)
+        except ValueError as exc:
+            raise EnvError(f"env '{cfg.id}': {exc}") from None
+    return env
+
+
+def _make_gym_env(cfg: EnvConfig, render: bool) -> gym.Env:
     kwargs = dict(cfg.kwargs)
     if cfg.max_episode_steps:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
@@ -70,18 +86,14 @@ def make_single_env(cfg: EnvConfig, render: bool = False) -> gym.Env:
         prepare_rendering(cfg.id)
     try:
         env = gym.make(cfg.id, **kwargs)
+    except gym.error.DependencyNotInstalled as exc:  # e.g. LunarLander without Box2D
+        raise dependency_error(cfg.id, exc) from None
     except gym.error.Error as exc:
         if not _gym_known(cfg.id):
             raise unknown_env(cfg.id) from None
         raise EnvError(f"env '{cfg.id}' could not be made: {exc}") from None
     except TypeError as exc:
         raise EnvError(f"env '{cfg.id}' rejected env.kwargs {cfg.kwargs}: {exc}") from None
-    env = gym.wrappers.RecordEpisodeStatistics(env)
-    if cfg.hide_obs:
-        try:
-            env = HideObservation(env, cfg.hide_obs)
-        except ValueError as exc:
-            raise EnvError(f"env '{cfg.id}': {exc}") from None
     return env
 
 
@@ -99,6 +111,8 @@ def _native_vector_env(cfg: EnvConfig, n: int) -> GymVecEnv:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     try:
         return GymVecEnv.native(name, n, **kwargs)
+    except gym.error.DependencyNotInstalled as exc:
+        raise dependency_error(cfg.id, exc) from None
     except (gym.error.Error, TypeError, ValueError) as exc:
         raise EnvError(f"env '{cfg.id}' (env.backend=vector) could not be made: {exc}") from None
 
@@ -121,6 +135,8 @@ def make_vector_env(cfg: EnvConfig, num_envs: int | None = None, seed: int = 0,
     The returned env is reset with `seed` (env i gets seed + i).
     """
     n = num_envs or cfg.num_envs
+    if env_factory(cfg.id) is not None:  # the user's own env factory (envs/factory.py)
+        return _gym_vector_env(cfg, n, factory_backend(cfg, mode, render), render)
     backend = resolve_backend(cfg, mode)
     if render and backend != "sync":
         backend = "sync"
@@ -147,15 +163,20 @@ def make_vector_env(cfg: EnvConfig, num_envs: int | None = None, seed: int = 0,
     elif backend in ("sync", "async"):
         if not _gym_known(cfg.id):
             raise unknown_env(cfg.id)
-        make_single_env(cfg)  # fail early, in this process, with a clear error
-        fns = [partial(make_single_env, cfg, render) for _ in range(n)]
-        venv = GymVecEnv(fns, asynchronous=backend == "async", step_timeout=cfg.step_timeout,
-                         env_id=cfg.id)
+        venv = _gym_vector_env(cfg, n, backend, render)
     elif backend == "vector":
         venv = _native_vector_env(cfg, n)
     else:
         raise EnvError(f"env.backend={backend} is only for Atari envs")
     return venv
+
+
+def _gym_vector_env(cfg: EnvConfig, n: int, backend: str, render: bool) -> GymVecEnv:
+    """`n` envs of make_single_env on the sync or async backend."""
+    make_single_env(cfg).close()  # fail early, in this process, with a clear error
+    fns = [partial(make_single_env, cfg, render) for _ in range(n)]
+    return GymVecEnv(fns, asynchronous=backend == "async", step_timeout=cfg.step_timeout,
+                     env_id=cfg.id)
 
 
 def spaces_for(cfg) -> tuple[gym.Space, gym.Space]:

@@ -18,8 +18,16 @@ from torch import nn
 
 from actorcritic.config import Config, ModelConfig
 from actorcritic.errors import ConfigError
+from actorcritic.importpath import is_import_path
 from actorcritic.models.cores import State, make_core
-from actorcritic.models.encoders import MLP, NatureCNN, SmallCNN, orthogonal_, prepared_frames
+from actorcritic.models.encoders import (
+    MLP,
+    NatureCNN,
+    SmallCNN,
+    custom_encoder,
+    orthogonal_,
+    prepared_frames,
+)
 from actorcritic.models.heads import make_head
 from actorcritic.models.normalize import ObsNormalizer
 
@@ -27,6 +35,8 @@ from actorcritic.models.normalize import ObsNormalizer
 def make_encoder(obs_space: gym.Space, cfg: ModelConfig) -> nn.Module:
     shape = tuple(obs_space.shape)
     kind = cfg.encoder
+    if is_import_path(kind):  # the user's own: module:Class
+        return custom_encoder(obs_space, kind, cfg.encoder_kwargs)
     if kind == "auto":
         kind = "nature_cnn" if len(shape) == 3 else "mlp"
     if kind == "mlp":
@@ -107,8 +117,9 @@ class ActorCritic(nn.Module):
     def learner_obs(self, obs: torch.Tensor) -> torch.Tensor:
         """A rollout's observations as a learner that reads them several times holds them:
         uint8 frames for a CNN converted once (`prepared_frames`, the same values the
-        encoder would compute on each pass), anything else as it is."""
-        if obs.dtype == torch.uint8 and not isinstance(self.actor_trunk.encoder, MLP):
+        encoder would compute on each pass), anything else as it is (a user's encoder
+        gets the frames as the env gives them)."""
+        if obs.dtype == torch.uint8 and type(self.actor_trunk.encoder) in (NatureCNN, SmallCNN):
             return prepared_frames(obs)
         return obs
 

@@ -1,12 +1,22 @@
-"""Observation encoders: [B, ...obs] -> [B, features]. Images stay uint8 until here."""
+"""Observation encoders: [B, ...obs] -> [B, features]. Images stay uint8 until here.
+
+Each declares its feature size as `out_size`; the core and heads attach after it. The
+user's own encoder (`model.encoder: module:Class`, or train(encoder=Class)) follows the
+same contract: `Class(observation_space, **model.encoder_kwargs)`, an nn.Module with
+`out_size`, taking observations as the env gives them (uint8 frames, float32 vectors).
+"""
 
 from __future__ import annotations
 
 import math
+from numbers import Integral
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from actorcritic.errors import ConfigError
+from actorcritic.importpath import resolve
 
 
 def orthogonal_(layer: nn.Module, gain: float = math.sqrt(2)) -> nn.Module:
@@ -109,3 +119,49 @@ class SmallCNN(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(image_input(obs)))
+
+
+def custom_encoder(obs_space, path: str, kwargs: dict) -> nn.Module:
+    """The user's encoder: the nn.Module class that `path` (module:Class) names, built as
+    Class(obs_space, **kwargs) and checked on a batch of two zero observations."""
+    try:
+        cls = resolve(path)
+    except ImportError as exc:
+        raise ConfigError(f"model.encoder '{path}' cannot be imported: {exc}; pass the class "
+                          f"itself (encoder=...)") from None
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ConfigError(f"model.encoder '{path}' names a {type(cls).__name__}, not an "
+                          f"nn.Module class")
+    try:
+        encoder = cls(obs_space, **kwargs)
+    except Exception as exc:  # the user's code: one line, the traceback kept as the cause
+        raise ConfigError(f"model.encoder '{path}' failed when built as {cls.__name__}("
+                          f"observation_space, **{kwargs}): {type(exc).__name__}: {exc}") from exc
+    size = getattr(encoder, "out_size", None)
+    if not isinstance(size, Integral) or isinstance(size, bool) or size < 1:
+        raise ConfigError(f"model.encoder '{path}': {cls.__name__} must set self.out_size to "
+                          f"the number of features its forward returns (got {size!r})")
+    _check_features(encoder, obs_space, path, int(size))
+    return encoder
+
+
+def _check_features(encoder: nn.Module, obs_space, path: str, size: int) -> None:
+    """Its forward on two zero observations (in eval mode, so batch norm and dropout keep
+    their state) returns [2, out_size]."""
+    dtype = torch.uint8 if str(obs_space.dtype) == "uint8" else torch.float32
+    training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            out = encoder(torch.zeros((2, *obs_space.shape), dtype=dtype))
+    except Exception as exc:
+        raise ConfigError(f"model.encoder '{path}' failed on a batch of observations "
+                          f"[2, {', '.join(map(str, obs_space.shape))}] ({dtype}): "
+                          f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        encoder.train(training)
+    if not torch.is_tensor(out) or tuple(out.shape) != (2, size) or out.dtype != torch.float32:
+        got = f"{out.dtype} {tuple(out.shape)}" if torch.is_tensor(out) else type(out).__name__
+        raise ConfigError(f"model.encoder '{path}' returned {got} for a batch of 2 "
+                          f"observations; with out_size {size} it must return float32 "
+                          f"[batch, {size}]")

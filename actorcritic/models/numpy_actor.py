@@ -26,7 +26,7 @@ def supports_numpy_acting(model: ActorCritic) -> bool:
     observation normalization."""
     trunks = [t for t in (model.actor_trunk, model.critic_trunk) if t is not None]
     return (getattr(model, "obs_norm", None) is None
-            and all(isinstance(t.encoder, MLP) and isinstance(t.core, NoCore) for t in trunks)
+            and all(type(t.encoder) is MLP and isinstance(t.core, NoCore) for t in trunks)
             and isinstance(model.policy, CategoricalHead) and not model.policy.multi
             and all(p.device.type == "cpu" for p in model.parameters()))
 

@@ -23,14 +23,17 @@ from torch import nn
 
 from actorcritic.models.actor_critic import ActorCritic, Trunk
 from actorcritic.models.cores import NoCore
+from actorcritic.models.encoders import NatureCNN, SmallCNN
 
 
 def _layer_stack(trunk: Trunk) -> list[nn.Module] | None:
     """The encoder's Conv2d/Linear layers if it is a plain stack of them, each followed by a
-    ReLU (one Flatten between convolutions and linear layers), else None."""
+    ReLU (one Flatten between convolutions and linear layers), else None. Only the built-in
+    CNNs: what a user's encoder does between its layers is not known here."""
     encoder = trunk.encoder
     modules = [*getattr(encoder, "conv", ()), *getattr(encoder, "fc", ())]
-    if not modules or not isinstance(trunk.core, NoCore):
+    if type(encoder) not in (NatureCNN, SmallCNN) or not modules \
+            or not isinstance(trunk.core, NoCore):
         return None
     layers, i = [], 0
     while i < len(modules):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actorcritic.algos.rollout import ActionAdapter
 from actorcritic.config import EnvConfig
 from actorcritic.envs import make_vector_env
+from actorcritic.envs.actions import ActionAdapter
 from actorcritic.envs.vector import Episode
 from actorcritic.models.actor_critic import ActorCritic
 
@@ -140,12 +140,17 @@ def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes
 
 
 def _first_frame(envs, env_id: str):
-    """The first rendered frame; a MuJoCo env that cannot get an OpenGL context says what
-    to install in one line."""
+    """The first rendered frame; a MuJoCo env that cannot get an OpenGL context, or an env
+    whose renderer is not installed, says what to install in one line."""
+    import gymnasium as gym
+
     from actorcritic.envs.mujoco_gl import is_mujoco, render_error
+    from actorcritic.extras import dependency_error
 
     try:
         return envs.render_first()
+    except gym.error.DependencyNotInstalled as exc:  # e.g. a renderer's pygame
+        raise dependency_error(env_id, exc) from None
     except Exception as exc:
         if is_mujoco(env_id):
             raise render_error(env_id, exc) from None

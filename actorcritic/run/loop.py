@@ -30,6 +30,7 @@ from torch import nn
 from actorcritic.envs.vector import Episode
 from actorcritic.errors import EnvError, NonFiniteError, WorkerFailure
 from actorcritic.run.checkpoint import model_tensors
+from actorcritic.schedules import lr_at
 
 
 @dataclass
@@ -114,8 +115,6 @@ def keeping_last_good(session, before_final: Callable[[], None] | None = None
 
 def run_loop(session, model: nn.Module, sampler: Sampler, learner: Learner) -> None:
     """Train until a stop condition; the sampler is closed whatever happens."""
-    from actorcritic.algos.update import lr_at
-
     cfg = session.cfg
     try:
         session.checkpoint = checkpoint_writer(session, model, sampler, learner)
