@@ -109,9 +109,10 @@ def test_evaluation_and_trained_agents_use_the_frozen_statistics(tmp_path):
 
 
 def test_a2c_normalizes_too_and_says_why_numpy_acting_is_off(tmp_path, capsys):
+    """The NumPy accelerators, asked for, are refused for a normalized model, saying why."""
     summary = train("cartpole-a2c", tmp_path / "run", overrides=[
         "model.normalize_obs=true", "run.total_steps=2000", "run.eval_episodes=0",
-        "run.eval_every=0"])
+        "run.eval_every=0", "run.numpy_acting=true", "run.numpy_update=true"])
     assert summary["status"] == "finished"
     out = capsys.readouterr()
     assert "without model.normalize_obs" in out.out + out.err
