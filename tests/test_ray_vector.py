@@ -1,7 +1,8 @@
 """A2C and PPO on Ray (`run.backend=ray`, placement sync): Ray actors each step a slice of
-the envs and this process acts and learns, on real clusters on loopback (127.0.0.1 only):
-equal to the local synchronous sampler, a node killed mid-run on a cluster of several
-nodes, and learning."""
+the envs and this process acts and learns. On real clusters on loopback (127.0.0.1 only):
+equal to the local synchronous sampler after three updates, and learning CartPole. Every
+Ray placement of the registry (these and IMPALA's and a3c_ps's actors) also runs on a
+cluster of several nodes whose node holding an actor is removed mid-run."""
 
 from __future__ import annotations
 
@@ -70,10 +71,10 @@ def nodes():
         cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False})
         try:
-            first = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-            cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+            for _ in range(2):
+                cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
             cluster.wait_for_nodes()
-            yield cluster, first
+            yield cluster
         finally:
             cluster.shutdown()
 
@@ -87,6 +88,13 @@ def drain(stream, lines: list[str]) -> threading.Thread:
 def metrics(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.csv"
     return list(csv.DictReader(path.open())) if path.exists() else []
+
+
+def alive_actors(cluster) -> dict[str, int]:
+    """Node id -> how many live actors it holds (read from the cluster's GCS)."""
+    table = cluster.global_state.actor_table(None, actor_state_name="ALIVE")
+    hosts = [info["Address"]["NodeID"] for info in table.values()]
+    return {node: hosts.count(node) for node in hosts}
 
 
 def wait_until(condition, proc, out: list[str], what: str, timeout: float = 400) -> None:
@@ -107,7 +115,7 @@ def test_a_node_removed_mid_run(nodes, tmp_path, monkeypatch, algo, placement):
     continues on the nodes left. Experience workers: replaced, and the run goes on."""
     from test_ray import LOOPBACK, listening_addresses
 
-    cluster, doomed = nodes
+    cluster = nodes
     run_dir, out = tmp_path / "run", []
     sets = registry.overrides_for(algo, placement, "ray") + [
         f"run.ray_address={cluster.address}", "algo.num_workers=2", "env.num_envs=4",
@@ -119,15 +127,18 @@ def test_a_node_removed_mid_run(nodes, tmp_path, monkeypatch, algo, placement):
             as proc:
         drain(proc.stdout, out)
         wait_until(lambda: len(metrics(run_dir)) >= 2, proc, out, "logged updates")
-        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        hosts = alive_actors(cluster)
+        doomed = next(n for n in cluster.worker_nodes if hosts.get(n.node_id))
+        spare = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
         listening = listening_addresses(os.getpid())
         assert listening and set(listening) <= LOOPBACK, listening
         cluster.remove_node(doomed)
         if AFTER_NODE_LOSS[placement] == "continues":
+            wait_until(lambda: alive_actors(cluster).get(spare.node_id), proc, out,
+                       "a replacement actor on the node left with a free CPU")
             rows = len(metrics(run_dir))
-            wait_until(lambda: any(float(r["diag/worker_restarts"] or 0) >= 1
-                                   for r in metrics(run_dir)[rows:]),
-                       proc, out, "a replaced worker's updates")
+            wait_until(lambda: len(metrics(run_dir)) >= rows + 2, proc, out,
+                       "updates after the replacement")
             proc.send_signal(signal.SIGINT)
         err = proc.stderr.read()
         proc.wait(timeout=300)
@@ -186,9 +197,9 @@ def test_ray_equals_the_local_synchronous_sampler_after_three_updates(cluster, t
         assert torch.equal(value, models["ray"][key]), key
 
 
-@pytest.mark.slow
 def test_cartpole_ppo_on_ray_reaches_475(cluster, tmp_path):
-    """The shipped preset (Gymnasium's vectorized CartPole in each actor) on Ray."""
+    """The shipped preset (Gymnasium's vectorized CartPole in each actor) on Ray: seed 1
+    stops on an evaluation of 500 after 20k steps (about 30 s on 2 busy cores)."""
     summary = train("cartpole-ppo", tmp_path / "run", quiet=True,
                     overrides=["run.backend=ray"])
     assert summary["env_steps"] <= 100_000
