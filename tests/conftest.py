@@ -1,8 +1,13 @@
-"""Shared test helpers: small registered envs and a run-dir factory."""
+"""Shared test helpers: small registered envs, a run-dir factory, the machine's CPU facts in
+the report header, and a watchdog for a test stuck inside native code."""
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import sys
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -28,6 +33,29 @@ class ConstantRewardEnv(gym.Env):
 
 if "ConstantReward-v0" not in gym.registry:
     gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=20)
+
+
+# pytest-timeout (900 s, pyproject.toml) fails a slow test by raising in the main thread, which
+# cannot happen while that thread waits inside native code (an EnvPool step that never
+# returns). Past this, the watchdog prints every thread's stack and ends the session, so a
+# hang costs minutes and names where it hung instead of stalling CI to its own time limit.
+HANG_SECONDS = 1200
+
+
+@pytest.fixture(autouse=True)
+def hang_watchdog():
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=sys.__stderr__)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+def pytest_report_header(config) -> str:
+    """CPU facts that explain a slow or stuck run: the cores visible, the cores this process
+    may use, and the cgroup's CPU quota (a container can see more cores than it is given)."""
+    quota = Path("/sys/fs/cgroup/cpu.max")
+    limit = quota.read_text().strip() if quota.exists() else "n/a"
+    return (f"cpus: os.cpu_count={os.cpu_count()}, affinity={len(os.sched_getaffinity(0))}, "
+            f"cgroup cpu.max={limit}, load average={os.getloadavg()[0]:.1f}")
 
 
 @pytest.fixture
