@@ -112,7 +112,8 @@ with an agent is a trained agent shipped in `zoo/NAME` (`actorcritic eval zoo/NA
 replays it, `actorcritic eval zoo/NAME --video DIR` films it). The evaluation plays full
 games with all lives on the raw score, fixed seed, no sticky actions, greedy unless the
 row says "sampled" (the run evaluated by sampling, `run.eval_greedy: false`); `make test`
-replays a few of its games as a regression guard. The sticky evaluation plays the same
+replays 10 of its games as a regression guard (3 where games hardly vary) and fails below
+80% of the shipped score. The sticky evaluation plays the same
 games with sticky actions (`--sticky-actions 0.25`, ALE v5's default and the protocol of
 Machado et al. 2018): an agent that holds its score there has learned the game, not a
 memorised trajectory. Training mean-100 is the mean raw return

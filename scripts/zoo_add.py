@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", help="checkpoint file (default: the run's best)")
     p.add_argument("--episodes", type=int, default=10, help="games of the recorded evaluation")
     p.add_argument("--seed", type=int, default=12345, help="seed of the recorded evaluation")
-    p.add_argument("--guard-episodes", type=int, default=3, help="games of the guard's check")
+    p.add_argument("--guard-episodes", type=int, default=10, help="games of the guard's check")
     p.add_argument("--guard-seed", type=int, default=777, help="seed of the guard's check")
     p.add_argument("--guard-share", type=float, default=0.8,
                    help="the guard fails below this share of the recorded guard score")

@@ -55,6 +55,19 @@ def needs_engine(agent_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("agent_dir", AGENTS, ids=[p.name for p in AGENTS])
+def test_zoo_guard_would_catch_a_drop_of_a_fifth(agent_dir):
+    """The guard's bounds live here, not only in each agent's eval.json: it fails below
+    80% of the shipped score, and plays 10 games where one game's score varies a lot (3
+    games of Breakout or SpaceInvaders cannot tell a 20% drop from luck)."""
+    guard = json.loads((agent_dir / "eval.json").read_text())["guard"]
+    assert guard["share"] >= 0.8, f"{agent_dir.name}: guard share {guard['share']}"
+    assert guard["episodes"] >= 10 or guard["std_return"] <= 0.1 * abs(guard["mean_return"]), (
+        f"{agent_dir.name}: a guard of {guard['episodes']} games with std "
+        f"{guard['std_return']:.1f} on a mean of {guard['mean_return']:.1f} "
+        f"(scripts/zoo_guard.py replays it on 10)")
+
+
+@pytest.mark.parametrize("agent_dir", AGENTS, ids=[p.name for p in AGENTS])
 def test_zoo_agent_still_scores(agent_dir):
     needs_engine(agent_dir)
     guard = json.loads((agent_dir / "eval.json").read_text())["guard"]
