@@ -48,6 +48,7 @@ class Placement:
     runner: str    # "module:function", called as function(session, model, resume)
     summary: str
     in_process: bool = False  # the envs and the model live in the training process only
+    cpu_only: str = ""  # why it trains on the CPU whatever run.device says ("": it need not)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Algorithm:
                     None)
 
 
-_VECTOR = "actorcritic.algos.a2c:run_vector"
+_VECTOR = "actorcritic.algorithms.compose:run_vector"
 _RAY = "actorcritic.distributed.ray_backend:run_ray"
 _RAY_VECTOR = "actorcritic.distributed.ray_envs:run_vector_on_ray"
 
@@ -87,10 +88,11 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("ppo", "proximal policy optimization: clipped epochs of minibatches per rollout",
               _vector_placements(processes=False)),
     Algorithm("a3c", "asynchronous advantage actor-critic: Hogwild workers on shared memory",
-              (Placement("workers", "local", "actorcritic.algos.a3c:run_a3c",
-                         "worker processes each step one shared model and optimizer"),)),
+              (Placement("workers", "local", "actorcritic.algorithms.a3c:run_a3c",
+                         "worker processes each step one shared model and optimizer",
+                         cpu_only="its workers share the model in CPU memory"),)),
     Algorithm("impala", "actors and a central learner with V-trace off-policy correction",
-              (Placement("actors", "local", "actorcritic.algos.impala:run_impala",
+              (Placement("actors", "local", "actorcritic.algorithms.impala:run_impala",
                          "actor processes send trajectories"),
                Placement("actors", "ray", _RAY, "Ray actors send trajectories"))),
     Algorithm("a3c_ps", "A3C with a parameter server: Ray actors send gradients to one learner",

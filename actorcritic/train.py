@@ -32,6 +32,7 @@ from actorcritic.run.session import (
     default_run_dir,
     load_run_config,
     prepare_run_dir,
+    resolve_device,
 )
 
 __all__ = ["build_model", "spaces_for", "train"]
@@ -61,6 +62,16 @@ def _new_model(cfg: Config, spaces) -> ActorCritic:
     set_threads(cfg, obs_space)
     torch.manual_seed(cfg.run.seed)
     return build_model(cfg, obs_space, action_space)
+
+
+def _device_for(cfg: Config) -> tuple[torch.device, str]:
+    """run.device resolved, unless the placement trains on the CPU only (A3C's workers):
+    then the CPU, and the line that says so."""
+    device, why = resolve_device(cfg.run.device), registry.check(cfg).cpu_only
+    if device.type == "cpu" or not why:
+        return device, ""
+    return torch.device("cpu"), (f"{cfg.algo.name} trains on the CPU ({why}); ignoring "
+                                 f"run.device={cfg.run.device}")
 
 
 def _train_in_session(session: RunSession, model: ActorCritic, resume_ckpt) -> dict:
@@ -129,13 +140,15 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
             load_model_exact(model, resume_ckpt)
         elif init_ckpt is not None:
             loaded, skipped = load_model_partial(model, init_ckpt)
-        session = RunSession(cfg, run_dir, resume=resume_ckpt, quiet=quiet, lock=lock)
+        device, device_note = _device_for(cfg)
+        session = RunSession(cfg, run_dir, device, resume=resume_ckpt, quiet=quiet,
+                             lock=lock)
     except BaseException:
         lock.release()
         raise
     try:
         model.to(session.device)
-        for note in notes:
+        for note in notes + [device_note] * bool(device_note):
             session.progress.message(note)
         if resume_ckpt is not None:
             session.progress.message(f"resuming {run_dir} from {resume_ckpt.path.name} at "

@@ -43,12 +43,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from actorcritic.algos.rollout import (  # noqa: E402
-    Carry,
-    RolloutBuffer,
-    collect_rollout,
-)
-from actorcritic.algos.update import (  # noqa: E402
+from actorcritic.algorithms.update import (  # noqa: E402
     clip_and_measure,
     make_optimizer,
     reuses_acting_graph,
@@ -58,6 +53,11 @@ from actorcritic.config import load_config  # noqa: E402
 from actorcritic.envs import make_vector_env  # noqa: E402
 from actorcritic.envs.actions import ActionAdapter  # noqa: E402
 from actorcritic.models.actor_critic import ActorCritic  # noqa: E402
+from actorcritic.samplers.rollout import (  # noqa: E402
+    Carry,
+    RolloutBuffer,
+    collect_rollout,
+)
 
 ENV_ID = "PongNoFrameskip-v4"
 N_ENVS, N_STEPS = 16, 5
@@ -148,8 +148,8 @@ class Ours:
 
     def __init__(self, backend: str, synthetic: bool = False, processes: int = 1,
                  precision: str = "float32", overlap: bool = False):
-        from actorcritic.algos.a2c_parallel import Helpers, flat_gradients, share_of
-        from actorcritic.algos.overlap import OverlappedRollouts
+        from actorcritic.samplers.overlap import OverlappedRollouts
+        from actorcritic.samplers.processes import Helpers, flat_gradients, share_of
 
         cfg = our_config(backend, processes, precision)
         cfg.algo.overlap = overlap
@@ -192,20 +192,21 @@ class Ours:
                                    make_envs=synthetic_envs if synthetic else None)
 
     def update(self) -> None:
-        from actorcritic.algos.a2c_parallel import torch_threads, valid_count
+        from actorcritic.samplers.processes import torch_threads, valid_count
 
         torch.set_num_threads(self.threads)
         if self.overlap is not None:
-            collected = self.overlap.next()
-            buf, model = collected.buf, collected.model
+            rollout = self.overlap.next()
         else:
             if self.helpers is not None:
                 self.helpers.start_rollouts(False)
-            collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env, True,
-                            keep_graph=self.keep_graph)
-            buf, model = self.buf, self.model
-        acted, buf.acted = buf.acted, None
-        loss, stats = rollout_loss(model, buf, self.cfg.algo, with_stats=False, acted=acted)
+            rollout = collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env,
+                                      True, keep_graph=self.keep_graph)
+            if self.helpers is not None:
+                self.helpers.rollouts_done()
+        buf = rollout.buffer
+        loss, stats = rollout_loss(rollout.model, buf, self.cfg.algo, with_stats=False,
+                                   acted=rollout.acted)
         if self.helpers is not None:
             self.grad.zero_()
             loss.backward()
@@ -216,10 +217,10 @@ class Ours:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             if self.overlap is not None:
-                self.overlap.take_gradients(collected)
+                self.overlap.take_gradients(rollout)
             self.step()
             if self.overlap is not None:
-                self.overlap.release(collected)
+                self.overlap.release(rollout)
 
     def step(self) -> None:
         clip_and_measure(self.params, self.cfg.algo.max_grad_norm)

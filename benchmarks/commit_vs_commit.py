@@ -29,11 +29,16 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The Atari presets' default paths (what `actorcritic train PRESET` runs), and CartPole's.
 CASES = {
-    "cartpole-a2c (vector, 8 envs, NumPy path)": ["cartpole-a2c", "run.total_steps=200000",
-                                                  "run.stop_eval_return=null",
-                                                  "run.eval_every=0"],
-    "pong-a2c-tuned (EnvPool, Nature CNN, replay)": ["pong-a2c-tuned", "run.total_steps=40000"],
+    "pong-a2c-tuned (A2C, EnvPool, Nature CNN, replay)": ["pong-a2c-tuned",
+                                                          "run.total_steps=40000"],
+    "breakout-ppo (PPO, EnvPool, Nature CNN)": ["breakout-ppo", "run.total_steps=40000"],
+    "breakout-a3c-tuned (A3C workers, replay)": ["breakout-a3c-tuned", "run.total_steps=40000",
+                                                 "run.stop_mean_return=null"],
+    "cartpole-a2c (8 envs, the default path)": ["cartpole-a2c", "run.total_steps=200000",
+                                                "run.stop_eval_return=null",
+                                                "run.eval_every=0"],
 }
 
 
@@ -125,6 +130,8 @@ def main() -> int:
     p.add_argument("--before", type=Path, required=True, help="the other source tree")
     p.add_argument("--after", type=Path, default=ROOT, help="this tree (default)")
     p.add_argument("--rounds", type=int, default=3, help="alternations per case")
+    p.add_argument("--case", action="append", default=[],
+                   help="run only the cases whose name starts with this (repeatable)")
     p.add_argument("--script", action="append", default=[],
                    help="a benchmark script with its arguments, run from each tree")
     args = p.parse_args()
@@ -134,6 +141,8 @@ def main() -> int:
     print(f"| case | {args.before.name} steps/s | {args.after.name} steps/s | after / before |")
     print("|---|---|---|---|")
     for name, case in CASES.items():
+        if args.case and not name.startswith(tuple(args.case)):
+            continue
         before, after = [], []
         for _ in range(args.rounds):
             before.append(steps_per_second(args.before, case))

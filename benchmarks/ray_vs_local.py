@@ -49,8 +49,9 @@ def one_run(backend: str, workers: int, steps: int, seed: int, extra: list[str])
 
 def learner_ceiling(updates: int = 200) -> float:
     """Env steps per second the learner alone can consume (synthetic trajectories)."""
-    from actorcritic.algos.impala import ActorWorker, collate, impala_loss
-    from actorcritic.algos.update import make_optimizer
+    from actorcritic.algorithms.impala import collate, impala_loss
+    from actorcritic.algorithms.update import make_optimizer
+    from actorcritic.samplers.actors import ActorWorker
 
     cfg = load_config("cartpole-impala")
     torch.set_num_threads(1)
@@ -69,7 +70,7 @@ def learner_ceiling(updates: int = 200) -> float:
         loss.backward()
         opt.step()
     per_update = (time.perf_counter() - start) / updates
-    return sum(t["steps"] for t in trajs) / per_update
+    return sum(t.steps for t in trajs) / per_update
 
 
 def main() -> None:

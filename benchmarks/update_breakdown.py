@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 from actorcritic import load_config
-from actorcritic.algos.numpy_update import NumpyA2CUpdate
-from actorcritic.algos.returns import gae_advantages
-from actorcritic.algos.rollout import RolloutBuffer
-from actorcritic.algos.update import clip_and_measure, make_optimizer, rollout_loss
+from actorcritic.accelerators.numpy_acting import NumpyActor
+from actorcritic.accelerators.numpy_update import NumpyA2CUpdate
+from actorcritic.algorithms.returns import gae_advantages
+from actorcritic.algorithms.update import clip_and_measure, make_optimizer, rollout_loss
 from actorcritic.envs import make_vector_env
 from actorcritic.models.actor_critic import ActorCritic
-from actorcritic.models.numpy_actor import NumpyActor
+from actorcritic.samplers.rollout import RolloutBuffer
 
 
 def per_call_us(fn, calls: int = 3000) -> float:

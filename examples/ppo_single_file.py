@@ -7,8 +7,8 @@ library's public ones, so the math is the math `actorcritic train` runs:
     config   actorcritic.config.load_config        a preset (YAML) plus KEY=VALUE overrides
     envs     actorcritic.envs.make_vector_env      EnvPool with the DeepMind preprocessing
     model    actorcritic.models.actor_critic       Nature CNN, a policy head and a value head
-    returns  actorcritic.algos.returns             GAE(lambda) advantages and value targets
-    losses   actorcritic.algos.losses              PPO's clipped surrogate + value + entropy
+    returns  actorcritic.algorithms.returns        GAE(lambda) advantages and value targets
+    losses   actorcritic.algorithms.losses         PPO's clipped surrogate + value + entropy
 
 It even draws the same random numbers in the same order, so with the same preset, seed
 and steps its parameters equal those of `actorcritic train PRESET --seed S` bit for bit
@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from actorcritic.algos.losses import ppo_loss
-from actorcritic.algos.returns import gae_advantages
+from actorcritic.algorithms.losses import ppo_loss
+from actorcritic.algorithms.returns import gae_advantages
 from actorcritic.config import Config, load_config
 from actorcritic.envs import VecEnv, make_vector_env
 from actorcritic.models.actor_critic import ActorCritic, build_model, set_threads

@@ -4,12 +4,19 @@
 
 1. No import cycle between modules of the package (imports inside functions count too:
    a deferred import is still a dependency).
-2. No module under algos/, run/, models/, envs/ or distributed/ imports actorcritic.train
+2. No module under algorithms/, samplers/, accelerators/, run/, models/, envs/ or
+   distributed/ imports actorcritic.train
    (the entry point imports the algorithms, never the other way round).
 3. No private name (`_x`) imported from another module.
 4. No function longer than 60 lines.
-5. No module under run/ imports an algorithm (actorcritic.algos or actorcritic.distributed):
+5. No module under run/ imports an algorithm (actorcritic.algorithms or
+   actorcritic.distributed):
    the loop, the session and the checkpoints serve every algorithm and know none.
+6. The seam between samplers and learners is typed: no annotation in the modules that
+   define it (SEAM_MODULES: the loop's Sampler and Learner, Collected and what it holds)
+   says `Any`.
+7. No module outside run/ and train.py assigns an attribute of the run's session
+   (`session.x = ...`, `self.session.x = ...`): algorithms call RunSession's methods.
 """
 
 from __future__ import annotations
@@ -19,9 +26,12 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "actorcritic"
-LOWER = ("algos", "run", "models", "envs", "distributed")
+LOWER = ("algorithms", "samplers", "accelerators", "run", "models", "envs", "distributed")
 MAX_LINES = 60
-ALGORITHM_PACKAGES = ("actorcritic.algos", "actorcritic.distributed")
+ALGORITHM_PACKAGES = ("actorcritic.algorithms", "actorcritic.distributed")
+SEAM_MODULES = ("actorcritic.run.loop", "actorcritic.samplers.experience",
+                "actorcritic.samplers.rollout")
+SESSION_OWNERS = ("actorcritic.run.", "actorcritic.train")
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
@@ -104,6 +114,41 @@ def long_functions(path: Path, package: Path = PACKAGE) -> list[str]:
     return out
 
 
+def annotations_with_any(path: Path, package: Path = PACKAGE) -> list[str]:
+    """Every annotation (arguments, returns, fields) in the file that names `Any`."""
+    tree = ast.parse(path.read_text(), str(path))
+    notes: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            every = args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]
+            notes += [a.annotation for a in every if a is not None and a.annotation]
+            notes += [node.returns] if node.returns else []
+        elif isinstance(node, ast.AnnAssign):
+            notes.append(node.annotation)
+    rel = path.relative_to(package.parent)
+    return [f"{rel}:{note.lineno}: the sampler-learner seam is typed: no Any"
+            for note in notes if any(isinstance(n, ast.Name) and n.id == "Any" or
+                                     isinstance(n, ast.Attribute) and n.attr == "Any"
+                                     for n in ast.walk(note))]
+
+
+def session_assignments(path: Path, package: Path = PACKAGE) -> list[str]:
+    """`session.x = ...` or `self.session.x = ...` (and +=) anywhere in the file."""
+    tree = ast.parse(path.read_text(), str(path))
+    out = []
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        for target in targets:
+            owner = target.value if isinstance(target, ast.Attribute) else None
+            if isinstance(owner, ast.Name) and owner.id == "session" or \
+                    isinstance(owner, ast.Attribute) and owner.attr == "session":
+                out.append(f"{path.relative_to(package.parent)}:{node.lineno}: assigns "
+                           f"session.{target.attr} (call a RunSession method instead)")
+    return out
+
+
 def violations(package: Path = PACKAGE) -> list[str]:
     files = sorted(package.rglob("*.py"))
     modules = {module_name(p, package) for p in files}
@@ -124,6 +169,10 @@ def violations(package: Path = PACKAGE) -> list[str]:
             if imported.startswith("_") and not imported.startswith("__") and target != name:
                 problems.append(f"{rel}:{line}: imports private name {imported} from {target}")
         problems += long_functions(path, package)
+        if name in SEAM_MODULES:
+            problems += annotations_with_any(path, package)
+        if not name.startswith(SESSION_OWNERS):
+            problems += session_assignments(path, package)
     for cycle in find_cycles(graph):
         problems.append("import cycle: " + " -> ".join(cycle))
     return problems

@@ -18,7 +18,13 @@ import pytest
 import torch
 from procs import children, cli_process, running
 
-from actorcritic.algos.a2c_parallel import (
+from actorcritic.algorithms.update import rollout_loss
+from actorcritic.config import AlgoConfig, ModelConfig, load_config
+from actorcritic.errors import ConfigError
+from actorcritic.models.actor_critic import ActorCritic
+from actorcritic.run.checkpoint import load_checkpoint
+from actorcritic.run.session import check_resume_compatible
+from actorcritic.samplers.processes import (
     combine,
     flat_gradients,
     share_of,
@@ -26,13 +32,7 @@ from actorcritic.algos.a2c_parallel import (
     valid_count,
     weighted_stats,
 )
-from actorcritic.algos.rollout import RolloutBuffer
-from actorcritic.algos.update import rollout_loss
-from actorcritic.config import AlgoConfig, ModelConfig, load_config
-from actorcritic.errors import ConfigError
-from actorcritic.models.actor_critic import ActorCritic
-from actorcritic.run.checkpoint import load_checkpoint
-from actorcritic.run.session import check_resume_compatible
+from actorcritic.samplers.rollout import RolloutBuffer
 from actorcritic.train import train
 
 OBS = gym.spaces.Box(-2, 2, (5,), np.float32)

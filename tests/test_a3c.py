@@ -15,8 +15,8 @@ import pytest
 import torch
 from procs import cli_process
 
-from actorcritic.algos.a3c import a3c_update, pull_params
-from actorcritic.algos.shared_optim import SharedAdam
+from actorcritic.algorithms.hogwild import a3c_update, pull_params
+from actorcritic.algorithms.shared_optim import SharedAdam
 from actorcritic.config import load_config
 from actorcritic.run.checkpoint import load_checkpoint, load_model_exact
 
@@ -71,14 +71,14 @@ def test_worker_learns_through_its_replayed_acting_passes(shared_trunk):
     """An A3C worker on a CNN replays the forward passes it acted with (the local copy does
     not change during a rollout): the shared optimizer's step is the one of recomputing the
     rollout, for the shared Nature CNN of pong-a3c-tuned and breakout-a3c's two CNNs."""
-    from actorcritic.algos.a2c_sampling import SyncSampler
-    from actorcritic.algos.a3c import HogwildLearner
-    from actorcritic.algos.reward_scaling import ConstantScale
-    from actorcritic.algos.rollout import Carry, RolloutBuffer
-    from actorcritic.algos.shared_optim import make_shared_optimizer
-    from actorcritic.algos.update import reuses_acting_graph
+    from actorcritic.algorithms.hogwild import HogwildLearner
+    from actorcritic.algorithms.reward_scaling import ConstantScale
+    from actorcritic.algorithms.shared_optim import make_shared_optimizer
+    from actorcritic.algorithms.update import reuses_acting_graph
     from actorcritic.envs import make_vector_env
     from actorcritic.models.actor_critic import ActorCritic
+    from actorcritic.samplers.rollout import Carry, RolloutBuffer
+    from actorcritic.samplers.sync import SyncSampler
 
     cfg = load_config("pong-a3c-tuned", env={"num_envs": 2}, run={"log_every": 1},
                       model={"shared_trunk": shared_trunk})
@@ -103,10 +103,11 @@ def test_worker_learns_through_its_replayed_acting_passes(shared_trunk):
             replayed.pull()
             recomputed.pull()
             collected = sampler.next(True)
-            assert buf.acted is not None
-            stats_a, _ = replayed.update(collected, update, True)
-            assert buf.acted is None  # taken: the recomputed learner runs the forward again
-            stats_b, _ = recomputed.update(collected, update, True)
+            assert collected.rollout().acted is not None
+            stats_a = replayed.update(collected, update, True)
+            # the same rollout without its acting passes: the learner runs the forward again
+            collected.rollout().acted = None
+            stats_b = recomputed.update(collected, update, True)
             for key in ("losses/policy", "losses/value", "diag/grad_norm"):
                 torch.testing.assert_close(stats_a[key], stats_b[key], rtol=1e-4, atol=1e-6)
             pairs = zip(replayed.global_params, recomputed.global_params, strict=True)
@@ -122,15 +123,15 @@ def test_one_worker_steps_exactly_as_a2c(optimizer):
     gradients, step the shared optimizer) is A2C on the same envs: the global parameters
     equal A2C's bit for bit after every update. What A3C adds on top is only asynchrony:
     a run that learns with A2C and not with A3C differs by its other workers' steps."""
-    from actorcritic.algos.a2c_learning import TorchLearner
-    from actorcritic.algos.a2c_sampling import SyncSampler
-    from actorcritic.algos.a3c import HogwildLearner
-    from actorcritic.algos.reward_scaling import ConstantScale
-    from actorcritic.algos.rollout import Carry, RolloutBuffer
-    from actorcritic.algos.shared_optim import make_shared_optimizer
-    from actorcritic.algos.update import make_optimizer
+    from actorcritic.algorithms.a2c import TorchLearner
+    from actorcritic.algorithms.hogwild import HogwildLearner
+    from actorcritic.algorithms.reward_scaling import ConstantScale
+    from actorcritic.algorithms.shared_optim import make_shared_optimizer
+    from actorcritic.algorithms.update import make_optimizer
     from actorcritic.envs import make_vector_env
     from actorcritic.models.actor_critic import ActorCritic
+    from actorcritic.samplers.rollout import Carry, RolloutBuffer
+    from actorcritic.samplers.sync import SyncSampler
 
     cfg = load_config("pong-a3c-tuned", env={"num_envs": 2}, run={"log_every": 1},
                       algo={"optimizer": optimizer})

@@ -13,9 +13,10 @@ import pytest
 import torch
 from solving import solves_in_one_of_two_seeds
 
-from actorcritic.algos.impala import ActorWorker, collate, flat_params, impala_loss, load_flat
-from actorcritic.algos.update import rollout_loss
+from actorcritic.algorithms.impala import collate, impala_loss
+from actorcritic.algorithms.update import rollout_loss
 from actorcritic.config import load_config
+from actorcritic.samplers.actors import ActorWorker, flat_params, load_flat
 from actorcritic.train import build_model, spaces_for, train
 
 
@@ -37,7 +38,7 @@ def test_on_policy_impala_loss_equals_a2c_loss(core):
         worker.rollout()
         traj = worker.rollout()
         if core == "lstm":
-            assert any(np.abs(s).sum() > 0 for s in traj["start_state"])
+            assert any(np.abs(s).sum() > 0 for s in traj.start_state)
         model = worker.model
         loss_a, stats_a = impala_loss(model, collate([traj], torch.device("cpu")), cfg.algo)
         grads_a = torch.autograd.grad(loss_a, list(model.parameters()))
@@ -61,8 +62,8 @@ def test_collate_concatenates_envs():
     batch = collate([a, b], torch.device("cpu"))
     assert batch["obs"].shape[:2] == (8, 6)
     assert batch["actions"].shape == (7, 6)
-    assert batch["start_state"][0].shape == (6, 8)
-    np.testing.assert_array_equal(batch["rewards"][:, 3:].numpy(), b["rewards"])
+    assert batch.start_state[0].shape == (6, 8)
+    np.testing.assert_array_equal(batch["rewards"][:, 3:].numpy(), b.arrays["rewards"])
 
 
 def test_flat_params_round_trip_keeps_channels_last_weights():

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from actorcritic.algos.reward_scaling import ConstantScale
-from actorcritic.algos.rollout import Carry, RolloutBuffer, collect_rollout
-from actorcritic.algos.update import reuses_acting_graph, rollout_loss
+from actorcritic.algorithms.reward_scaling import ConstantScale
+from actorcritic.algorithms.update import reuses_acting_graph, rollout_loss
 from actorcritic.config import AlgoConfig, EnvConfig, ModelConfig
 from actorcritic.envs import make_vector_env
 from actorcritic.envs.actions import ActionAdapter
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.models.encoders import image_input
 from actorcritic.models.heads import make_head
+from actorcritic.samplers.rollout import Carry, RolloutBuffer, collect_rollout
 
 OBS = gym.spaces.Box(-1, 1, (3,), np.float32)
 ACT = gym.spaces.Discrete(4)
@@ -83,12 +83,11 @@ def test_acting_graph_gives_the_recomputed_loss_and_gradient(env_id, backend, mo
     carry = Carry.start(envs.reset(seed=5), model, torch.device("cpu"))
     try:
         for _ in range(2):
-            collect_rollout(envs, model, buf, carry, ActionAdapter(envs.single_action_space),
-                            keep_graph=True)
+            rollout = collect_rollout(envs, model, buf, carry,
+                                      ActionAdapter(envs.single_action_space), keep_graph=True)
             assert (~buf.valid).any() and buf.truncated.any()
-            acted, buf.acted = buf.acted, None
             grads = []
-            for kept in (acted, None):
+            for kept in (rollout.acted, None):
                 model.zero_grad(set_to_none=True)
                 loss, _ = rollout_loss(model, buf, cfg, acted=kept)
                 loss.backward()
@@ -96,7 +95,8 @@ def test_acting_graph_gives_the_recomputed_loss_and_gradient(env_id, backend, mo
             for reused, recomputed in zip(*grads):
                 # float rounding only: the kernels differ with the batch size
                 assert (reused - recomputed).norm() <= 1e-4 * recomputed.norm() + 1e-7
-            torch.testing.assert_close(acted[1][:-1].detach(), buf.values, atol=1e-5, rtol=0)
+            torch.testing.assert_close(rollout.acted.values[:-1].detach(), buf.values, atol=1e-5,
+                                       rtol=0)
     finally:
         envs.close()
 
@@ -138,7 +138,7 @@ def test_reward_scale_scales_what_is_learned_not_the_episode_statistics():
     buf = RolloutBuffer(10, 2, envs.single_observation_space, envs.single_action_space, "cpu")
     carry = Carry.start(envs.reset(seed=0), model, torch.device("cpu"))
     episodes = collect_rollout(envs, model, buf, carry, ActionAdapter(envs.single_action_space),
-                               rewards=ConstantScale(0.01))
+                               rewards=ConstantScale(0.01)).episodes
     envs.close()
     assert torch.equal(buf.rewards[buf.valid], torch.full((int(buf.valid.sum()),), 0.01))
     assert len(episodes) == 4 and all(e.ret == 4.0 and e.length == 4 for e in episodes)

@@ -9,7 +9,7 @@ import torch
 
 import actorcritic
 from actorcritic import train
-from actorcritic.algos.reward_scaling import ReturnScale
+from actorcritic.algorithms.reward_scaling import ReturnScale
 from actorcritic.config import load_config
 from actorcritic.errors import ConfigError
 from actorcritic.models.normalize import ObsNormalizer

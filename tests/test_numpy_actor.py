@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from actorcritic.accelerators.numpy_acting import NumpyActor, supports_numpy_acting
 from actorcritic.config import ModelConfig
 from actorcritic.models.actor_critic import ActorCritic
-from actorcritic.models.numpy_actor import NumpyActor, supports_numpy_acting
 
 OBS = gym.spaces.Box(-1, 1, (5,), np.float32)
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from actorcritic.algos.numpy_update import NumpyA2CUpdate, supports_numpy_update
-from actorcritic.algos.rollout import RolloutBuffer
-from actorcritic.algos.update import apply_update, make_optimizer, rollout_loss
+from actorcritic.accelerators.numpy_update import NumpyA2CUpdate, supports_numpy_update
+from actorcritic.algorithms.update import apply_update, make_optimizer, rollout_loss
 from actorcritic.config import AlgoConfig, Config, ModelConfig
 from actorcritic.errors import NonFiniteError
 from actorcritic.models.actor_critic import ActorCritic
+from actorcritic.samplers.rollout import RolloutBuffer
 
 OBS = gym.spaces.Box(-2, 2, (5,), np.float32)
 ACTIONS = gym.spaces.Discrete(4)

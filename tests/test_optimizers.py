@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from actorcritic.algos.optimizers import RMSpropTF
-from actorcritic.algos.update import make_optimizer
+from actorcritic.algorithms.optimizers import RMSpropTF
+from actorcritic.algorithms.update import make_optimizer
 from actorcritic.config import AlgoConfig
 from actorcritic.run.checkpoint import (
     load_checkpoint,

@@ -14,10 +14,7 @@ import torch
 from procs import cli_process, wait_for_metrics
 from test_robustness import cli, faulty_run, finite_params, one_error_line
 
-from actorcritic.algos.a2c_parallel import torch_threads
-from actorcritic.algos.overlap import OverlappedRollouts
-from actorcritic.algos.rollout import Carry, RolloutBuffer, collect_rollout
-from actorcritic.algos.update import (
+from actorcritic.algorithms.update import (
     clip_and_measure,
     make_optimizer,
     reuses_acting_graph,
@@ -29,6 +26,9 @@ from actorcritic.envs import make_vector_env
 from actorcritic.envs.actions import ActionAdapter
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.run.checkpoint import load_checkpoint
+from actorcritic.samplers.overlap import OverlappedRollouts
+from actorcritic.samplers.processes import torch_threads
+from actorcritic.samplers.rollout import Carry, RolloutBuffer, collect_rollout
 from actorcritic.train import train
 
 CPU = torch.device("cpu")
@@ -68,9 +68,9 @@ class Learner:
         return collect_rollout(self.envs, model, buf, self.carry, self.to_env, True,
                                keep_graph=self.keep_graph, generator=self.rng)
 
-    def loss(self, model, buf):
-        acted, buf.acted = buf.acted, None
-        return rollout_loss(model, buf, self.cfg.algo, with_stats=False, acted=acted)[0]
+    def loss(self, rollout):
+        return rollout_loss(rollout.model, rollout.buffer, self.cfg.algo, with_stats=False,
+                            acted=rollout.acted)[0]
 
     def step(self) -> None:
         clip_and_measure(self.params, self.cfg.algo.max_grad_norm)
@@ -82,11 +82,10 @@ def reference_run(learner: Learner, updates: int) -> list[torch.Tensor]:
     acted (and differentiated) at theta_(k-1) (rollouts 0 and 1 at theta_0), and its
     gradient is applied to theta_k."""
     acting = [copy.deepcopy(learner.model) for _ in range(2)]
-    learner.collect(acting[0], learner.buffers[0])
-    learner.collect(acting[1], learner.buffers[1])
+    rollouts = [learner.collect(acting[slot], learner.buffers[slot]) for slot in range(2)]
     for k in range(updates):
         slot = k % 2
-        loss = learner.loss(acting[slot], learner.buffers[slot])
+        loss = learner.loss(rollouts[slot])
         loss.backward()
         for p, a in zip(learner.params, acting[slot].parameters()):
             p.grad, a.grad = a.grad, None
@@ -94,7 +93,7 @@ def reference_run(learner: Learner, updates: int) -> list[torch.Tensor]:
         with torch.no_grad():
             for a, p in zip(acting[slot].parameters(), learner.params):
                 a.copy_(p)
-        learner.collect(acting[slot], learner.buffers[slot])  # rollout k + 2
+        rollouts[slot] = learner.collect(acting[slot], learner.buffers[slot])  # rollout k + 2
     return [p.detach().clone() for p in learner.params]
 
 
@@ -103,8 +102,8 @@ def threaded_run(learner: Learner, updates: int) -> list[torch.Tensor]:
     try:
         for k in range(updates):
             collected = overlap.next()
-            assert collected.index == k
-            learner.loss(collected.model, collected.buf).backward()
+            assert collected.index == k and collected.version == max(k - 1, 0)
+            learner.loss(collected).backward()
             torch.rand(100)  # draws of the training thread (a stochastic evaluation) do not
             overlap.take_gradients(collected)  # change what the acting thread samples
             learner.step()
@@ -116,9 +115,9 @@ def threaded_run(learner: Learner, updates: int) -> list[torch.Tensor]:
 
 def synchronous_run(learner: Learner, updates: int) -> list[torch.Tensor]:
     for _ in range(updates):
-        learner.collect(learner.model, learner.buffers[0])
+        rollout = learner.collect(learner.model, learner.buffers[0])
         learner.opt.zero_grad()
-        learner.loss(learner.model, learner.buffers[0]).backward()
+        learner.loss(rollout).backward()
         learner.step()
     return [p.detach().clone() for p in learner.params]
 

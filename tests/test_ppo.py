@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from actorcritic import train
-from actorcritic.algos.a2c_sampling import SyncSampler
-from actorcritic.algos.losses import ppo_loss
-from actorcritic.algos.ppo import PPOLearner, rollout_targets
-from actorcritic.algos.reward_scaling import ConstantScale
-from actorcritic.algos.rollout import Carry, RolloutBuffer
+from actorcritic.algorithms.losses import ppo_loss
+from actorcritic.algorithms.ppo import PPOLearner, rollout_targets
+from actorcritic.algorithms.reward_scaling import ConstantScale
 from actorcritic.config import load_config
 from actorcritic.envs import make_vector_env
 from actorcritic.errors import ConfigError
 from actorcritic.models.actor_critic import build_model
+from actorcritic.samplers.rollout import Carry, RolloutBuffer
+from actorcritic.samplers.sync import SyncSampler
 from actorcritic.schedules import clip_at
 
 
@@ -139,7 +139,7 @@ def test_recurrent_minibatches_recompute_the_acting_log_probs(core):
         f"model.core={core}", "model.core_size=16", "env.num_envs=6", "env.backend=sync",
         "algo.minibatches=3", "model.shared_trunk=true"])
     model, collected = rollout_of(cfg)
-    buf = collected.data[0]
+    buf = collected.rollout().buffer
     assert buf.first[1:-1].any(), "the rollout should contain an episode start"
     learner = PPOLearner(model, torch.optim.Adam(model.parameters()), cfg,
                          torch.device("cpu"), lambda: 0.0)
@@ -161,12 +161,12 @@ def test_feedforward_minibatches_cover_each_step_once_per_epoch():
     model, collected = rollout_of(cfg, steps=10)
     learner = PPOLearner(model, torch.optim.Adam(model.parameters()), cfg,
                          torch.device("cpu"), lambda: 0.0)
-    parts = list(learner._minibatches(np.random.default_rng(1), collected.data[0]))
+    parts = list(learner._minibatches(np.random.default_rng(1), collected.rollout().buffer))
     assert len(parts) == 5
     assert sorted(torch.cat(parts).tolist()) == list(range(10 * 8))
     with torch.no_grad():
-        logp, _, _, pick = learner.minibatch_forward(collected.data[0], parts[0])
-    torch.testing.assert_close(logp, pick(collected.data[0].logp), rtol=0, atol=2e-6)
+        logp, _, _, pick = learner.minibatch_forward(collected.rollout().buffer, parts[0])
+    torch.testing.assert_close(logp, pick(collected.rollout().buffer.logp), rtol=0, atol=2e-6)
 
 
 @pytest.mark.parametrize("encoder,core", [("nature_cnn", "none"), ("small_cnn", "lstm")])
@@ -260,7 +260,7 @@ def test_namespace_batches_work_like_the_buffer():
     fields (checked here with a namespace on the CPU)."""
     cfg = load_config("cartpole-ppo", overrides=["env.backend=sync"])
     model, collected = rollout_of(cfg, steps=8)
-    buf = collected.data[0]
+    buf = collected.rollout().buffer
     ns = types.SimpleNamespace(**{n: getattr(buf, n) for n in buf.NAMES},
                                start_state=buf.start_state, num_steps=8, num_envs=8)
     a = rollout_targets(model, buf, 0.99, 0.9)
@@ -277,9 +277,9 @@ def test_numpy_ppo_update_equals_the_torch_learner(clip_value, shared):
     statistics."""
     import copy
 
-    from actorcritic.algos.numpy_ppo import NumpyPPOLearner
-    from actorcritic.algos.numpy_update import NumpyA2CUpdate
-    from actorcritic.algos.update import make_optimizer
+    from actorcritic.accelerators.numpy_ppo import NumpyPPOLearner
+    from actorcritic.accelerators.numpy_update import NumpyA2CUpdate
+    from actorcritic.algorithms.update import make_optimizer
 
     cfg = load_config("cartpole-ppo", overrides=[
         "env.backend=sync", "algo.epochs=3", "algo.minibatches=4", "algo.ent_coef=0.01",
@@ -293,8 +293,8 @@ def test_numpy_ppo_update_equals_the_torch_learner(clip_value, shared):
         NumpyA2CUpdate(twin, make_optimizer(twin.parameters(), cfg.algo), cfg.algo), cfg,
         lambda: 0.3)
     for update in range(3):
-        want, _ = torch_learner.update(collected, update, log_now=True)
-        got, _ = numpy_learner.update(collected, update, log_now=True)
+        want = torch_learner.update(collected, update, log_now=True)
+        got = numpy_learner.update(collected, update, log_now=True)
     for (name, a), b in zip(model.named_parameters(), twin.parameters()):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=2e-5, msg=name)
     for key in ("losses/policy", "losses/value", "losses/entropy", "losses/approx_kl",

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from actorcritic.algos.rollout import RolloutBuffer
-from actorcritic.algos.update import rollout_loss
+from actorcritic.algorithms.update import rollout_loss
 from actorcritic.cli import main
 from actorcritic.config import AlgoConfig, ModelConfig, load_config
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.run.checkpoint import load_checkpoint
 from actorcritic.run.session import check_resume_compatible
+from actorcritic.samplers.rollout import RolloutBuffer
 from actorcritic.train import train
 
 T, N = 5, 8

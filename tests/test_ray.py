@@ -144,7 +144,7 @@ def test_local_cluster_is_private(cluster):
 
 
 def test_parameters_go_to_the_object_store_once_per_version(cluster):
-    from actorcritic.algos.impala import flat_params
+    from actorcritic.samplers.actors import flat_params
     from actorcritic.train import build_model, spaces_for
 
     cfg = load_config("cartpole-impala", ["env.num_envs=2", "algo.num_steps=4",
@@ -158,7 +158,7 @@ def test_parameters_go_to_the_object_store_once_per_version(cluster):
         version = 0
         while min(len(v) for v in seen.values()) < 4 and version < 300:
             item = source.next()
-            seen[item["index"]].append(item["version"])
+            seen[item.index].append(item.version)
             version += 1
             source.publish(version, flat + version)
         assert min(len(v) for v in seen.values()) >= 4, seen

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from actorcritic.algos.rollout import RolloutBuffer
-from actorcritic.algos.update import rollout_loss
+from actorcritic.accelerators.replay import recording, replay, supports_replay
+from actorcritic.algorithms.update import rollout_loss
 from actorcritic.config import AlgoConfig, ModelConfig
 from actorcritic.models.actor_critic import ActorCritic
-from actorcritic.models.replay import recording, replay, supports_replay
+from actorcritic.samplers.rollout import RolloutBuffer
 
 T, N = 4, 3
 ACTIONS = gym.spaces.Discrete(5)

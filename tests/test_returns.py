@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from actorcritic.algos.returns import _gae_torch, gae_advantages
+from actorcritic.algorithms.returns import _gae_torch, gae_advantages
 
 
 def reference_gae(rewards, values, terminated, truncated, gamma, lam):

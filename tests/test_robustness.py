@@ -28,7 +28,7 @@ import torch
 from procs import children, exists
 
 from actorcritic import train
-from actorcritic.algos.update import clip_and_measure, guard_update
+from actorcritic.algorithms.update import clip_and_measure, guard_update
 from actorcritic.cli import main
 from actorcritic.config import load_config
 from actorcritic.errors import NonFiniteError

@@ -7,8 +7,8 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from actorcritic.algos.optimizers import RMSpropTF
-from actorcritic.algos.shared_optim import SharedAdam, SharedRMSprop, SharedRMSpropTF
+from actorcritic.algorithms.optimizers import RMSpropTF
+from actorcritic.algorithms.shared_optim import SharedAdam, SharedRMSprop, SharedRMSpropTF
 
 VARIANTS = {
     "adam": (SharedAdam, torch.optim.Adam, {"lr": 1e-2, "eps": 1e-5}),
@@ -83,8 +83,8 @@ def test_one_process_equals_plain_torch_bit_for_bit(name):
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "rmsprop_tf"])
 def test_make_shared_optimizer_steps_as_make_optimizer_bit_for_bit(optimizer):
     """A3C's shared optimizer is A2C's, kernel included (fused Adam, multi-tensor RMSprop)."""
-    from actorcritic.algos.shared_optim import make_shared_optimizer
-    from actorcritic.algos.update import make_optimizer
+    from actorcritic.algorithms.shared_optim import make_shared_optimizer
+    from actorcritic.algorithms.update import make_optimizer
     from actorcritic.config import AlgoConfig
 
     cfg = AlgoConfig(optimizer=optimizer, lr=1e-2, optim_eps=1e-5)

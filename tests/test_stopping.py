@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from actorcritic import train
 
@@ -55,17 +56,20 @@ def test_best_checkpoint_rules(tmp_path):
     from actorcritic.run.session import RunSession
 
     session = RunSession(load_config("cartpole-a2c"), tmp_path / "run", quiet=True)
+    written = []
+    session.checkpoint = lambda name, snapshot=None: written.append((name, snapshot))
     try:
         assert not session.improved()  # nothing measured yet
         session.record_episodes([Episode(0, 20.0, 20)] * 10)
         assert session.improved() and session.best_score == 20.0
         assert not session.improved()  # the same mean is no improvement
-        session.record_eval({"mean_return": 300.0})
-        assert session.improved() and session.best_score == 300.0
+        session.evaluated({"mean_return": 300.0})
+        assert written == [("best", None)] and session.best_score == 300.0
         assert not session.improved()  # a stale evaluation counts once
-        session.record_eval({"mean_return": 300.0})
-        assert session.improved()  # a tie from a new evaluation replaces
-        session.record_eval({"mean_return": 250.0})
-        assert not session.improved() and session.best_score == 300.0
+        played = {"model.w": torch.ones(1)}
+        session.evaluated({"mean_return": 300.0}, steps=5, model_snapshot=played)
+        assert written[-1] == ("best", played)  # a tie from a new evaluation replaces
+        session.evaluated({"mean_return": 250.0})
+        assert len(written) == 2 and session.best_score == 300.0
     finally:
         session.close()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from actorcritic.algos.returns import gae_advantages, vtrace
+from actorcritic.algorithms.returns import gae_advantages, vtrace
 
 
 def reference_vtrace(b_logp, t_logp, rewards, values, term, trunc, gamma, rho_bar, c_bar,

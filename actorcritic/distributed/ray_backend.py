@@ -1,7 +1,7 @@
 """Ray backend (`run.backend: ray`): rollout workers are Ray actors placed anywhere on a
 cluster; the learner stays in the driver process.
 
-Two algorithms run on it, both through the learner loop of algos/impala.py:
+Two algorithms run on it, both through the learner loop of algorithms/impala.py:
 - `algo.name: impala`: actors send trajectories with their behaviour log-probabilities,
   the learner applies V-trace.
 - `algo.name: a3c_ps` (A3C with a parameter server): actors compute the A3C gradient
@@ -34,6 +34,7 @@ from actorcritic.config import Config
 from actorcritic.errors import ConfigError, WorkerFailure
 from actorcritic.extras import require
 from actorcritic.run.workers import ErrorReport, WorkerPool, raise_report
+from actorcritic.samplers.experience import Trajectory, WorkerGradient
 
 
 def import_ray():
@@ -168,7 +169,7 @@ class RayRolloutWorker:
     """
 
     def __init__(self, cfg_dict: dict, index: int, seed: int):
-        from actorcritic.algos.impala import ActorWorker
+        from actorcritic.samplers.actors import ActorWorker
 
         self.worker = ActorWorker(cfg_dict, index, seed)
 
@@ -178,11 +179,11 @@ class RayRolloutWorker:
 
             self.worker.load(version, ray.get(box[0]))
 
-    def rollout(self, version: int, box: list) -> dict:
+    def rollout(self, version: int, box: list) -> Trajectory:
         self._sync(version, box)
         return self.worker.rollout()
 
-    def gradients(self, version: int, box: list) -> dict:
+    def gradients(self, version: int, box: list) -> WorkerGradient:
         self._sync(version, box)
         return self.worker.gradients()
 
@@ -257,7 +258,7 @@ class RayActors:
         ref = getattr(self.actors[i], self.method).remote(self.version, [self._params()])
         self.pending[ref] = (i, self.pool.workers[i].incarnation)
 
-    def next(self) -> dict[str, Any]:
+    def next(self) -> Trajectory | WorkerGradient:
         ray = self.ray
         while True:
             ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=1.0)
@@ -291,7 +292,7 @@ class RayActors:
 
 def run_ray(session, model: nn.Module, resume=None) -> None:
     """Train `algo.name` a3c_ps or impala with Ray actors as the workers."""
-    from actorcritic.algos.impala import run_learner
+    from actorcritic.algorithms.impala import run_learner
 
     cfg = session.cfg
     method, mode = ("rollout", "trajectories") if cfg.algo.name == "impala" else \

@@ -4,7 +4,7 @@ this process acts and learns.
 `RayVecEnv` is a `VecEnv` whose `algo.num_workers` Ray actors each hold a contiguous
 slice of the `env.num_envs` envs. `step(actions)` sends every actor its slice of the
 actions and gathers their answers in order, so the rollout is one `[T, N]` batch and the
-sampler and learner are those of the local synchronous placement (algos/a2c.py). Env i is
+sampler and learner are those of the local synchronous placement (algorithms/compose.py). Env i is
 seeded as in one process (`run.seed + i`), so with an env backend that seeds each env on
 its own (sync, async) a Ray run equals the local one update for update. Gymnasium's
 vectorized backend (`env.backend: vector`) draws all its envs from one random stream: on
@@ -177,7 +177,7 @@ def _first_line(exc: BaseException) -> str:
 
 def run_vector_on_ray(session, model, resume=None) -> None:
     """A2C or PPO with the envs on Ray actors: the local synchronous path otherwise."""
-    from actorcritic.algos.a2c import run_vector
+    from actorcritic.algorithms.compose import run_vector
     from actorcritic.distributed.ray_backend import ray_cluster
 
     cfg = session.cfg

@@ -166,10 +166,6 @@ def evaluate_during_training(session, model: ActorCritic) -> dict:
     result = evaluate_policy(model, cfg.env, cfg.run.eval_during_episodes,
                              greedy=cfg.run.eval_greedy,
                              seed=cfg.run.seed + 50_000 + session.updates, device=session.device)
-    session.record_eval(result)
     session.eval_seconds += time.monotonic() - start
-    session.logger.scalars(session.env_steps, session.wall_seconds,
-                           {"eval/mean_return": result["mean_return"]})
-    if session.improved():
-        session.checkpoint("best")
+    session.evaluated(result)
     return result

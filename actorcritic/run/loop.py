@@ -3,46 +3,37 @@
     while not stopping:
         set the learning rate
         collected = sampler.next(log_now)      # a rollout, trajectories, or an A3C update
-        count its steps, record its episodes
+        count its steps, record its episodes   # episodes come from samplers only
         stats = learner.update(collected)      # loss -> gradients -> clip, guard, step
         sampler.publish(version, model)        # workers elsewhere get the new parameters
         log, evaluate, checkpoint (RunSession.end_of_update)
     sampler.stop()                             # workers that step the model themselves
     final checkpoint
 
-A sampler yields `Collected` items and owns the envs (or the workers that step them); a
-learner turns one into an optimizer step and owns the optimizer. A checkpoint is the
+A sampler yields `Collected` items (samplers/experience.py: a `Rollout`, trajectories, a
+worker's gradient) and owns the envs (or the workers that step them); a learner turns one
+into an optimizer step, returns its statistics and owns the optimizer. A checkpoint is the
 model's tensors plus the learner's state plus the sampler's state plus the torch RNG.
 In A3C the workers have already applied each update when the sampler yields it, so its
-learner only holds the shared optimizer (algos/a3c.py); the loop is the same.
+learner only holds the shared optimizer (algorithms/a3c.py); the loop is the same.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
 
-from actorcritic.envs.vector import Episode
 from actorcritic.errors import EnvError, NonFiniteError, WorkerFailure
 from actorcritic.run.checkpoint import model_tensors
+from actorcritic.samplers.experience import Collected
 from actorcritic.schedules import lr_at
 
-
-@dataclass
-class Collected:
-    """What a sampler hands the learner: `data` is the learner's to read (an A2C rollout
-    buffer with the model that acted, or IMPALA trajectories)."""
-
-    steps: int
-    data: Any
-    episodes: list[tuple[int, list[Episode]]] = field(default_factory=list)  # (worker, eps)
-    stats: dict[str, float] = field(default_factory=dict)  # logged with the update's
-    updates: int = 1  # 0: nothing arrived before the run was told to stop
+# An update's statistics by TensorBoard tag ("losses/total", "diag/grad_norm", ...).
+Stats = dict[str, torch.Tensor | float]
 
 
 class Sampler(Protocol):
@@ -62,9 +53,8 @@ class Sampler(Protocol):
 class Learner(Protocol):
     def set_lr(self, lr: float) -> None: ...
 
-    def update(self, collected: Collected, update: int, log_now: bool
-               ) -> tuple[dict, list[tuple[int, list[Episode]]]]:
-        """One optimizer step: (stats, episodes the update brought back from helpers)."""
+    def update(self, collected: Collected, update: int, log_now: bool) -> Stats:
+        """One optimizer step (or, A3C, none: the workers made it); its statistics."""
 
     def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None: ...
 
@@ -113,8 +103,11 @@ def keeping_last_good(session, before_final: Callable[[], None] | None = None
         raise
 
 
-def run_loop(session, model: nn.Module, sampler: Sampler, learner: Learner) -> None:
-    """Train until a stop condition; the sampler is closed whatever happens."""
+def run_loop(session, model: nn.Module, sampler: Sampler, learner: Learner,
+             evaluate: Callable[[nn.Module], None] | None = None) -> None:
+    """Train until a stop condition; the sampler is closed whatever happens. `evaluate`
+    starts a due evaluation elsewhere (A3C's evaluator process); by default the session
+    plays the current parameters itself."""
     cfg = session.cfg
     try:
         session.checkpoint = checkpoint_writer(session, model, sampler, learner)
@@ -130,15 +123,13 @@ def run_loop(session, model: nn.Module, sampler: Sampler, learner: Learner) -> N
                 session.add_steps(collected.steps, collected.updates)
                 for worker, episodes in collected.episodes:
                     session.record_episodes(episodes, worker=worker)
-                stats, late = learner.update(collected, session.updates, log_now)
-                for worker, episodes in late:
-                    session.record_episodes(episodes, worker=worker)
+                stats = learner.update(collected, session.updates, log_now)
                 sampler.publish(session.updates, model)
                 if log_now:
                     stats["charts/lr"] = lr
                     stats.update(collected.stats)
                     session.log(stats)
-                session.end_of_update(model, logged=log_now)
+                session.end_of_update(model, logged=log_now, evaluate=evaluate)
             sampler.stop()
             session.checkpoint("final")
     finally:

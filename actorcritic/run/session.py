@@ -105,12 +105,16 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 class RunSession:
-    def __init__(self, cfg: Config, run_dir: Path, *, resume: Checkpoint | None = None,
-                 quiet: bool = False, lock: RunDirLock | None = None):
+    """Everything a run keeps besides its model, sampler and learner. Algorithms read it and
+    call its methods; none assigns its attributes (scripts/check_structure.py)."""
+
+    def __init__(self, cfg: Config, run_dir: Path, device: torch.device | None = None, *,
+                 resume: Checkpoint | None = None, quiet: bool = False,
+                 lock: RunDirLock | None = None):
         self.cfg = cfg
         self.lock = lock  # released by close()
         self.run_dir = Path(run_dir)
-        self.device = resolve_device(cfg.run.device)
+        self.device = device if device is not None else resolve_device(cfg.run.device)
         self.checkpoints = CheckpointDir(self.run_dir, cfg.run.keep_checkpoints)
         self.window = ReturnWindow(100)
         self.env_steps = 0
@@ -124,9 +128,6 @@ class RunSession:
         self.stop_reason: str | None = None
         self._pending: list[Episode] = []  # finished since the last log line
         self.stop_requested: str | None = None
-        # How a due evaluation is run: here, on the current parameters, unless the driver
-        # hands it elsewhere (A3C's evaluator process, whose result arrives later).
-        self.start_evaluation: Callable[[torch.nn.Module], None] = self.evaluate_here
         self.checkpoint: Callable[..., None] | None = None  # set by the training loop
         if resume is not None:
             c = resume.meta["counters"]
@@ -152,6 +153,11 @@ class RunSession:
     def add_steps(self, steps: int, updates: int = 1) -> None:
         self.env_steps += steps
         self.updates += updates
+
+    def set_counts(self, env_steps: int, updates: int) -> None:
+        """The counts of workers that keep their own (A3C's shared counters, read at the
+        end: the updates applied while their messages were on the way count too)."""
+        self.env_steps, self.updates = env_steps, updates
 
     def record_episodes(self, episodes: list[Episode], worker: int = 0) -> None:
         wall = self.wall_seconds
@@ -249,10 +255,17 @@ class RunSession:
         every = self.cfg.run.checkpoint_every
         return bool(every) and self.updates % every == 0
 
-    def record_eval(self, result: dict) -> None:
-        """An evaluation of the current parameters (train.py) or of a snapshot (A3C)."""
+    def evaluated(self, result: dict, steps: int | None = None,
+                  model_snapshot: dict[str, torch.Tensor] | None = None) -> None:
+        """An evaluation's result, of the current parameters or (A3C's evaluator) of a
+        snapshot taken at `steps`: recorded for the stop condition, logged, and kept as the
+        best checkpoint, with the parameters that were played, when it scores highest."""
         self.last_eval = result
         self._fresh_eval = True
+        self.logger.scalars(self.env_steps if steps is None else steps, self.wall_seconds,
+                            {"eval/mean_return": result["mean_return"]})
+        if self.improved():
+            self.checkpoint("best", model_snapshot)
 
     def improved(self) -> bool:
         """Whether the parameters just evaluated (or, in runs without evaluations, the
@@ -278,13 +291,15 @@ class RunSession:
         self.best_score = score
         return True
 
-    def end_of_update(self, model: torch.nn.Module, logged: bool) -> None:
-        """After an update: periodic checkpoint, evaluation if due, best checkpoint if the
-        score improved (checked on logged updates). The driver set `self.checkpoint`."""
+    def end_of_update(self, model: torch.nn.Module, logged: bool,
+                      evaluate: Callable[[torch.nn.Module], None] | None = None) -> None:
+        """After an update: periodic checkpoint, evaluation if due (here, or `evaluate`
+        starts it elsewhere), best checkpoint if the score improved (checked on logged
+        updates). The training loop set `self.checkpoint`."""
         if self.periodic_due():
             self.checkpoint(f"update_{self.updates:08d}")
         if self.eval_due():
-            self.start_evaluation(model)
+            (evaluate or self.evaluate_here)(model)
         if logged and self.improved():
             self.checkpoint("best")
 

@@ -12,23 +12,23 @@ import contextlib
 import torch
 from torch import nn
 
-from actorcritic.algos.losses import actor_critic_loss
-from actorcritic.algos.optimizers import RMSpropTF
-from actorcritic.algos.returns import gae_advantages
-from actorcritic.algos.rollout import RolloutBuffer
+from actorcritic.algorithms.losses import actor_critic_loss
+from actorcritic.algorithms.optimizers import RMSpropTF
+from actorcritic.algorithms.returns import gae_advantages
 from actorcritic.config import AlgoConfig
 from actorcritic.errors import NonFiniteError
 from actorcritic.models.encoders import MLP
 from actorcritic.run.checkpoint import optimizer_tensors
+from actorcritic.samplers.rollout import ActingPasses, RolloutBuffer
 
 
 def rollout_loss(model: nn.Module, buf: RolloutBuffer, cfg: AlgoConfig, with_stats: bool = True,
-                 acted: tuple[torch.Tensor, torch.Tensor] | None = None):
+                 acted: ActingPasses | None = None):
     """Loss over one rollout, recomputed from `buf.start_state` with BPTT for recurrent cores.
 
     The forward pass includes the bootstrap observation (row T), so its value comes from
-    the same parameters that acted. `acted` (policy params [T, N, P], values [T+1, N]) are
-    the acting forward passes kept with their graph: given, nothing is recomputed.
+    the same parameters that acted. `acted`, the acting forward passes kept with their
+    graph: given, nothing is recomputed.
     """
     if acted is None:
         params, values, _ = model(buf.obs, buf.first, buf.start_state)  # [T+1, N, ...]
@@ -46,7 +46,7 @@ def reuses_acting_graph(model: nn.Module, cfg: AlgoConfig) -> bool:
 
     Only feedforward models: a recurrent core trains faster through its fused sequence
     kernel. `auto` turns it on for CNN encoders, where a forward pass costs far more than
-    recording the acting passes and replaying them (models/replay.py); for small MLPs it
+    recording the acting passes and replaying them (accelerators/replay.py); for small MLPs it
     does not pay."""
     if model.cfg.core != "none" or cfg.reuse_acting_graph == "off":
         return False

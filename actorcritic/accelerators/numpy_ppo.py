@@ -18,11 +18,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from actorcritic.algos.losses import explained_variance
-from actorcritic.algos.numpy_update import NumpyA2CUpdate
-from actorcritic.algos.returns import gae_numpy
-from actorcritic.algos.update import OptimizerState
-from actorcritic.run.loop import Collected
+from actorcritic.accelerators.numpy_update import NumpyA2CUpdate
+from actorcritic.algorithms.losses import explained_variance
+from actorcritic.algorithms.returns import gae_numpy
+from actorcritic.algorithms.update import OptimizerState
+from actorcritic.run.loop import Stats
+from actorcritic.samplers.experience import Collected
 from actorcritic.schedules import clip_at, minibatch_rng
 
 
@@ -38,8 +39,8 @@ class NumpyPPOLearner(OptimizerState):
         super().set_lr(lr)
         self.clip = clip_at(self.cfg.algo, self.progress())
 
-    def update(self, collected: Collected, update: int, log_now: bool):
-        algo, b = self.cfg.algo, collected.data[0].np
+    def update(self, collected: Collected, update: int, log_now: bool) -> Stats:
+        algo, b = self.cfg.algo, collected.rollout().buffer.np
         T, N = b.rewards.shape
         obs = b.obs.reshape((T + 1) * N, -1).astype(np.float32, copy=False)
         bootstrap = self.net.forward_rows(obs[T * N:])[3]
@@ -76,7 +77,7 @@ class NumpyPPOLearner(OptimizerState):
             stats.update({"diag/explained_variance": _explained_variance(flat),
                           "diag/ppo_epochs": float(epochs_done),
                           "diag/ppo_minibatch_steps": float(steps), "diag/clip_coef": clip})
-        return stats, []
+        return stats
 
     @np.errstate(all="ignore")  # NaN and inf propagate quietly: the NaN guard names them
     def _gradients(self, f: _Flat, index: np.ndarray, clip: float):

@@ -14,23 +14,24 @@ import os
 import torch
 from torch import nn
 
-from actorcritic.algos.a2c_learning import NumpyLearner, ProcessLearner, TorchLearner
-from actorcritic.algos.a2c_sampling import OverlapSampler, SyncSampler, restore_carry
-from actorcritic.algos.ppo import PPOLearner
-from actorcritic.algos.reward_scaling import reward_transform
-from actorcritic.algos.rollout import Carry, RolloutBuffer
-from actorcritic.algos.update import accelerators_line, make_optimizer, reuses_acting_graph
+from actorcritic.algorithms.a2c import NumpyLearner, ProcessLearner, TorchLearner
+from actorcritic.algorithms.ppo import PPOLearner
+from actorcritic.algorithms.reward_scaling import reward_transform
+from actorcritic.algorithms.update import accelerators_line, make_optimizer, reuses_acting_graph
 from actorcritic.errors import ConfigError
 from actorcritic.registry import placement_label
 from actorcritic.run.loop import run_loop
+from actorcritic.samplers.overlap import OverlapSampler
+from actorcritic.samplers.rollout import Carry, RolloutBuffer
+from actorcritic.samplers.sync import SyncSampler, restore_carry
 
 
 def run_vector(session, model: nn.Module, resume=None, make_envs=None) -> None:
     """A2C or PPO on a vector of envs stepped by this process (or its helpers): one update
     (A2C: one step; PPO: epochs of minibatch steps) per rollout. `make_envs()` gives envs
     stepped elsewhere behind the same interface (Ray actors: distributed/ray_envs.py)."""
-    from actorcritic.algos.a2c_parallel import share_of
     from actorcritic.envs import make_vector_env
+    from actorcritic.samplers.processes import share_of
 
     cfg = session.cfg
     for key, on in (("algo.processes > 1", cfg.algo.processes > 1),
@@ -130,7 +131,8 @@ def _overlapped(session, model, optimizer, envs, carry, buf, keep_graph, rewards
     # thread draws (a stochastic evaluation) changes the run.
     torch.set_num_threads(max(1, torch.get_num_threads() // 2))
     acting_rng = torch.Generator().manual_seed(cfg.run.seed + session.updates)
-    sampler = OverlapSampler(envs, model, carry, buf, cfg, keep_graph, rewards, acting_rng)
+    sampler = OverlapSampler(envs, model, carry, buf, cfg, keep_graph, rewards, acting_rng,
+                             session.updates)
     if cfg.algo.name == "ppo":
         return sampler, _ppo_learner(session, model, optimizer, sampler.overlap)
     return sampler, TorchLearner(model, optimizer, cfg, session.device,
@@ -140,9 +142,9 @@ def _overlapped(session, model, optimizer, envs, carry, buf, keep_graph, rewards
 def _synchronous(session, model, optimizer, envs, carry, buf, keep_graph, rewards, resume,
                  refused: list[str]):
     """One thread acts and learns: (sampler, learner, acting name, update name)."""
-    from actorcritic.algos.numpy_ppo import NumpyPPOLearner
-    from actorcritic.algos.numpy_update import NumpyA2CUpdate, supports_numpy_update
-    from actorcritic.models.numpy_actor import NumpyActor, supports_numpy_acting
+    from actorcritic.accelerators.numpy_acting import NumpyActor, supports_numpy_acting
+    from actorcritic.accelerators.numpy_ppo import NumpyPPOLearner
+    from actorcritic.accelerators.numpy_update import NumpyA2CUpdate, supports_numpy_update
 
     cfg = session.cfg
     numpy_ok = supports_numpy_update(model, optimizer)
@@ -165,7 +167,8 @@ def _synchronous(session, model, optimizer, envs, carry, buf, keep_graph, reward
         if resume is not None and "numpy_actor_rng" in resume.meta:
             actor.set_state(resume.meta["numpy_actor_rng"])
     acting = "numpy" if actor else "torch, recorded for replay" if keep_graph else "torch"
-    sampler = SyncSampler(envs, model, carry, buf, cfg, keep_graph, rewards, actor)
+    sampler = SyncSampler(envs, model, carry, buf, cfg, keep_graph, rewards, actor,
+                          version=session.updates)
     return sampler, learner, acting, update
 
 
@@ -184,7 +187,7 @@ def _over_processes(session, model, optimizer, envs, carry, buf, keep_graph):
     """algo.processes: helpers share the model's memory and write their gradients into
     shared rows; the cores are split between the processes, except for the update's
     tail (combine, clip, step), which runs on all of them while the helpers wait."""
-    from actorcritic.algos.a2c_parallel import Helpers, flat_gradients
+    from actorcritic.samplers.processes import Helpers, flat_gradients
 
     cfg = session.cfg
     tail_threads = torch.get_num_threads()
@@ -197,6 +200,7 @@ def _over_processes(session, model, optimizer, envs, carry, buf, keep_graph):
     flat_gradients(params, own_grad)
     helpers = Helpers(cfg, model, own_grad.numel(), session.updates)
     sampler = SyncSampler(envs, model, carry, buf, cfg, keep_graph,
-                          reward_transform(cfg.algo, envs.num_envs), helpers=helpers)
+                          reward_transform(cfg.algo, envs.num_envs), helpers=helpers,
+                          version=session.updates)
     return sampler, ProcessLearner(model, optimizer, cfg, session.device, helpers, own_grad,
                                    tail_threads)

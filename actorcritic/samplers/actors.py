@@ -1,16 +1,14 @@
-"""IMPALA: actors play with a possibly stale copy of the policy, one learner corrects the lag
-with V-trace (Espeholt et al. 2018).
+"""Actor workers elsewhere, the sampler of IMPALA (local processes or Ray actors) and of
+a3c_ps (Ray actors): each plays its own small vector of envs with a copy of the policy that
+may be some updates old, and sends what it played (a `Trajectory`) or the gradient of it
+(a `WorkerGradient`); the learner publishes its newest parameters after every update.
 
-The pieces are shared by both backends:
-- `ActorWorker`: one rollout worker (its own small vector env and model copy). Local actor
-  processes run it in a loop; Ray actors (distributed/ray_backend.py) wrap the same class.
-- `impala_loss`: recompute target log-probs and values over [T+1, N] from the trajectory's
-  recurrent start state, V-trace targets, the actor-critic loss on the valid steps.
-- `run_learner`: the learner loop in the driver process, fed by any trajectory source
-  (`LocalActors` here, Ray actors there): batch, update, publish parameters, log, checkpoint.
+- `ActorWorker`: one rollout worker (its own envs and model copy). Local actor processes
+  run it in a loop (`LocalActors`); Ray actors (distributed/ray_backend.py) wrap it.
+- `ActorsSampler`: what the training loop sees of any such source: a batch per update.
 
 Parameters are published as one flat float32 vector with a version number (= learner
-updates); a trajectory carries the version that acted, so the policy lag is
+updates); what an actor sends carries the version that acted, so the policy lag is
 `updates at learning - version`, logged as diag/policy_lag.
 """
 
@@ -18,18 +16,14 @@ from __future__ import annotations
 
 import queue as queue_mod
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from actorcritic.algos.losses import actor_critic_loss
-from actorcritic.algos.returns import vtrace
-from actorcritic.algos.update import OptimizerState, apply_update, make_optimizer, rollout_loss
-from actorcritic.config import AlgoConfig, Config, config_from_dict
-from actorcritic.run.checkpoint import load_optimizer
-from actorcritic.run.loop import Collected, run_loop
+from actorcritic.algorithms.update import rollout_loss
+from actorcritic.config import Config, config_from_dict
 from actorcritic.run.workers import (
     ErrorReport,
     WorkerPool,
@@ -38,6 +32,13 @@ from actorcritic.run.workers import (
     reap_process,
     start_process,
 )
+from actorcritic.samplers.experience import (
+    TRAJECTORY_FIELDS,
+    Collected,
+    Trajectory,
+    WorkerGradient,
+)
+from actorcritic.samplers.rollout import Carry, Rollout, RolloutBuffer, collect_rollout
 
 # ---------------------------------------------------------------- parameters as one vector
 
@@ -71,15 +72,14 @@ def load_flat(model: nn.Module, flat: np.ndarray) -> None:
 class ActorWorker:
     """A rollout worker: plays `algo.num_steps` steps on its own `env.num_envs` envs.
 
-    `rollout()` returns a trajectory (IMPALA); `gradients()` returns the A3C gradient of
-    `rollout_loss` on the worker's copy (the Ray A3C backend). Both return plain numpy
-    arrays and Episode records, so they cross process and machine boundaries cheaply.
+    `rollout()` returns a `Trajectory` (IMPALA); `gradients()` returns the A3C gradient of
+    `rollout_loss` on the worker's copy, a `WorkerGradient` (a3c_ps on Ray). Both hold
+    NumPy arrays and Episode records, so they cross process and machine boundaries cheaply.
     """
 
     def __init__(self, cfg_dict: dict, index: int, seed: int):
         torch.set_num_threads(1)
-        from actorcritic.algos.reward_scaling import ConstantScale
-        from actorcritic.algos.rollout import Carry, RolloutBuffer
+        from actorcritic.algorithms.reward_scaling import ConstantScale
         from actorcritic.envs import make_vector_env
         from actorcritic.envs.actions import ActionAdapter
         from actorcritic.models.actor_critic import build_model
@@ -104,75 +104,33 @@ class ActorWorker:
             load_flat(self.model, flat)
             self.version = version
 
-    def _collect(self) -> list:
-        from actorcritic.algos.rollout import collect_rollout
-
+    def _collect(self) -> Rollout:
         return collect_rollout(self.envs, self.model, self.buf, self.carry, self.to_env,
                                self.cfg.run.nan_guard, rewards=self.rewards)
 
-    def rollout(self) -> dict[str, Any]:
-        episodes = self._collect()
+    def rollout(self) -> Trajectory:
+        episodes = self._collect().episodes
         b = self.buf
-        arrays = {name: getattr(b, name).numpy().copy() for name in
-                  ("obs", "first", "actions", "logp", "rewards", "terminated", "truncated",
-                   "valid")}
-        arrays["start_state"] = [s.numpy().copy() for s in b.start_state]
-        return {"index": self.index, "version": self.version, "episodes": episodes,
-                "steps": b.num_steps * b.num_envs, **arrays}
+        return Trajectory(self.index, self.version, episodes, b.num_steps * b.num_envs,
+                          {name: getattr(b, name).numpy().copy() for name in TRAJECTORY_FIELDS},
+                          [s.numpy().copy() for s in b.start_state])
 
-    def gradients(self) -> dict[str, Any]:
-        episodes = self._collect()
+    def gradients(self) -> WorkerGradient:
+        episodes = self._collect().episodes
         loss, stats = rollout_loss(self.model, self.buf, self.cfg.algo)
         self.model.zero_grad(set_to_none=True)
         loss.backward()
         grads = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
                            for p in self.model.parameters()])
-        stats = {k: float(v) for k, v in stats.items()}
-        return {"index": self.index, "version": self.version, "episodes": episodes,
-                "steps": self.buf.num_steps * self.buf.num_envs, "loss": float(loss.detach()),
-                "grads": grads.numpy().copy(), "stats": stats}
+        return WorkerGradient(self.index, self.version, episodes,
+                              self.buf.num_steps * self.buf.num_envs, float(loss.detach()),
+                              grads.numpy().copy(), {k: float(v) for k, v in stats.items()})
 
     def close(self) -> None:
         self.envs.close()
 
 
-# ---------------------------------------------------------------- the learner's loss
-
-FIELDS = ("obs", "first", "actions", "logp", "rewards", "terminated", "truncated", "valid")
-
-
-def collate(trajs: list[dict], device: torch.device) -> dict[str, Any]:
-    """Trajectories side by side along the env axis: [T(+1), sum N, ...]."""
-    out: dict[str, Any] = {k: torch.from_numpy(np.concatenate([t[k] for t in trajs], 1)).to(device)
-                           for k in FIELDS}
-    n_state = len(trajs[0]["start_state"])
-    out["start_state"] = tuple(
-        torch.from_numpy(np.concatenate([t["start_state"][i] for t in trajs], 0)).to(device)
-        for i in range(n_state))
-    return out
-
-
-def impala_loss(model: nn.Module, batch: dict[str, Any], cfg: AlgoConfig,
-                with_stats: bool = True):
-    """Target policy and values recomputed over [T+1, N]; V-trace targets and advantages."""
-    params, values, _ = model(batch["obs"], batch["first"], batch["start_state"])
-    logp, entropy = model.policy.log_prob_entropy(params[:-1], batch["actions"])
-    vs, advantages = vtrace(batch["logp"], logp.detach(), batch["rewards"], values.detach(),
-                            batch["terminated"], batch["truncated"], cfg.gamma,
-                            rho_bar=cfg.vtrace_rho, c_bar=cfg.vtrace_c, lam=cfg.gae_lambda)
-    loss, stats = actor_critic_loss(logp, entropy, values[:-1], advantages, vs, batch["valid"],
-                                    cfg.vf_coef, cfg.ent_coef, cfg.normalize_advantage,
-                                    with_stats)
-    if not with_stats:
-        return loss, stats
-    with torch.no_grad():
-        mask = batch["valid"].float()
-        ratio = (logp.detach() - batch["logp"]).exp()
-        stats["diag/importance_ratio"] = (ratio * mask).sum() / mask.sum().clamp(min=1.0)
-    return loss, stats
-
-
-# ---------------------------------------------------------------- the learner loop
+# ---------------------------------------------------------------- the sampler
 
 class ExperienceSource(Protocol):
     """Where the learner's experience comes from (local processes or Ray actors)."""
@@ -181,16 +139,17 @@ class ExperienceSource(Protocol):
 
     def start(self, version: int, flat: np.ndarray) -> None: ...
 
-    def next(self) -> dict[str, Any]: ...
+    def next(self) -> Trajectory | WorkerGradient: ...
 
     def publish(self, version: int, flat: np.ndarray) -> None: ...
 
     def close(self) -> None: ...
 
 
-class TrajectorySampler:
-    """Experience from workers elsewhere (local actor processes or Ray actors): a batch of
-    `batch_size` items per update; the newest parameters are published after each."""
+class ActorsSampler:
+    """Experience from actor workers elsewhere (local actor processes or Ray actors): a
+    batch of `batch_size` trajectories per update (IMPALA), or one worker's gradient
+    (a3c_ps); the newest parameters are published after each update."""
 
     def __init__(self, source: ExperienceSource, model: nn.Module, version: int,
                  batch_size: int, backend: str):
@@ -203,11 +162,15 @@ class TrajectorySampler:
             self.source.start(self.version, flat_params(self.model))
             self.started = True
         items = [self.source.next() for _ in range(self.batch_size)]
-        lag = float(np.mean([self.version - it["version"] for it in items]))
-        return Collected(sum(it["steps"] for it in items), items,
-                         [(it["index"], it["episodes"]) for it in items],
+        lag = float(np.mean([self.version - it.version for it in items]))
+        data: list[Trajectory] | WorkerGradient = [it for it in items
+                                                   if isinstance(it, Trajectory)]
+        if len(data) < len(items):  # gradients come one per update
+            data = items[0]
+        return Collected(sum(it.steps for it in items), data,
+                         [(it.index, it.episodes) for it in items],
                          {"diag/policy_lag": lag,
-                          "diag/worker_restarts": self.source.restarts})
+                          "diag/worker_restarts": float(self.source.restarts)})
 
     def publish(self, version: int, model: nn.Module) -> None:
         self.version = version
@@ -224,56 +187,7 @@ class TrajectorySampler:
         self.source.close()
 
 
-class CentralLearner(OptimizerState):
-    """mode="trajectories" (IMPALA): the V-trace loss on a batch of trajectories.
-    mode="gradients" (A3C on Ray): apply the gradient a worker computed."""
-
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, cfg,
-                 device: torch.device, mode: str):
-        self.model, self.optimizer, self.cfg, self.device, self.mode = \
-            model, optimizer, cfg, device, mode
-        self.params = [p for p in model.parameters() if p.requires_grad]
-
-    def update(self, collected: Collected, update: int, log_now: bool):
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.mode == "trajectories":
-            loss, stats = impala_loss(self.model, collate(collected.data, self.device),
-                                      self.cfg.algo, with_stats=log_now)
-            loss.backward()
-        else:
-            item = collected.data[0]
-            grads = torch.tensor(item["grads"], device=self.device)  # Ray: read-only
-            offset = 0
-            for p in self.model.parameters():
-                p.grad = grads[offset:offset + p.numel()].view_as(p).clone()
-                offset += p.numel()
-            loss, stats = torch.tensor(item["loss"]), dict(item["stats"])
-        apply_update(self.model, self.optimizer, self.params, loss, stats, self.cfg, update,
-                     log_now)
-        return stats, []
-
-
-def run_learner(session, model: nn.Module, resume, source: ExperienceSource,
-                mode: str = "trajectories") -> None:
-    """The learner in the driver process, on the one loop.
-
-    mode="trajectories" (IMPALA): batch `algo.learner_batch` trajectories, V-trace loss,
-    one optimizer step. mode="gradients" (A3C on Ray): apply each worker gradient as it
-    arrives. Either way the new parameters are published after every step.
-    """
-    cfg = session.cfg
-    optimizer = make_optimizer(model.parameters(), cfg.algo)
-    if resume is not None:
-        load_optimizer(optimizer, resume)
-        torch.set_rng_state(resume.tensors["extra.rng_torch"])
-        session.progress.message("resume: the workers' envs start new episodes")
-    batch_size = cfg.algo.learner_batch if mode == "trajectories" else 1
-    sampler = TrajectorySampler(source, model, session.updates, batch_size, cfg.run.backend)
-    run_loop(session, model, sampler, CentralLearner(model, optimizer, cfg, session.device,
-                                                     mode))
-
-
-# ---------------------------------------------------------------- the local backend
+# ---------------------------------------------------------------- local actor processes
 
 def _actor_main(cfg_dict: dict, index: int, seed: int, out, params, version, lock, stop,
                 heartbeat) -> None:
@@ -366,7 +280,7 @@ class LocalActors:
             np.frombuffer(self.params, dtype=np.float32)[:] = flat
             self.version.value = version
 
-    def next(self) -> dict[str, Any]:
+    def next(self) -> Trajectory:
         while True:
             try:
                 kind, payload = self.queue.get(timeout=1.0)
@@ -399,12 +313,3 @@ class LocalActors:
             reap_process(proc)
         self.queue.close()
         self.queue.cancel_join_thread()
-
-
-def run_impala(session, model: nn.Module, resume=None) -> None:
-    """IMPALA with local actor processes (Ray actors: distributed.ray_backend.run_ray)."""
-    source = LocalActors(session.cfg, session.updates)
-    try:
-        run_learner(session, model, resume, source, mode="trajectories")
-    finally:
-        source.close()

@@ -1,5 +1,5 @@
-"""Double-buffered rollouts for A2C (`algo.overlap`): the next rollout is collected while
-the update runs.
+"""The overlapped sampler of A2C and PPO (`algo.overlap`): the next rollout is collected
+while the update runs.
 
 Synchronous A2C alternates: the network acts and the emulators step, then the network
 learns while the emulators wait for its next actions. On a CPU with few cores neither half
@@ -33,24 +33,19 @@ import copy
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from actorcritic.algos.rollout import RolloutBuffer
-from actorcritic.envs.vector import Episode
-
-
-@dataclass
-class Collected:
-    """One rollout, ready to learn from: the copy that acted (at the parameters it acted
-    with), its buffer and the episodes that finished during it."""
-
-    index: int
-    model: nn.Module
-    buf: RolloutBuffer
-    episodes: list[Episode]
+from actorcritic.envs.actions import ActionAdapter
+from actorcritic.run.loop import Collected
+from actorcritic.samplers.rollout import (
+    Carry,
+    RewardTransform,
+    Rollout,
+    RolloutBuffer,
+    collect_rollout,
+)
 
 
 class _Stopped(Exception):
@@ -60,19 +55,20 @@ class _Stopped(Exception):
 class OverlappedRollouts:
     """The acting thread, its two model copies and two rollout buffers.
 
-    `collect(model, buf)` fills `buf` with one rollout acted by `model` and returns the
-    finished episodes; it runs on the acting thread only, so the env and the carry between
-    rollouts belong to that thread. The training thread calls `next()` for each rollout in
-    order, takes the gradient on `Collected.model`, moves it to the trained model with
+    `collect(model, buf)` fills `buf` with one rollout acted by `model`; it runs on the
+    acting thread only, so the env and the carry between rollouts belong to that thread.
+    The training thread calls `next()` for each rollout in order, takes the gradient on
+    `Rollout.model` (the copy that acted), moves it to the trained model with
     `take_gradients`, steps, and gives the copy back with `release`.
     """
 
     def __init__(self, model: nn.Module, buffers: tuple[RolloutBuffer, RolloutBuffer],
-                 collect: Callable[[nn.Module, RolloutBuffer], list[Episode]]):
+                 collect: Callable[[nn.Module, RolloutBuffer], Rollout], first_version: int = 0):
         self.model = model
         self.copies = [copy.deepcopy(model) for _ in buffers]
         self.buffers = buffers
         self.collect = collect
+        self.first_version = first_version  # the updates made before rollout 0 acted
         self._free = [threading.Semaphore(1) for _ in buffers]  # a copy may act again
         self._ready: queue.Queue = queue.Queue()
         self._stop = threading.Event()
@@ -89,16 +85,18 @@ class OverlappedRollouts:
                 self._free[slot].acquire()
                 if self._stop.is_set():
                     raise _Stopped
-                episodes = self.collect(self.copies[slot], self.buffers[slot])
-                self._ready.put(Collected(index, self.copies[slot], self.buffers[slot],
-                                          episodes))
+                rollout = self.collect(self.copies[slot], self.buffers[slot])
+                rollout.index = index
+                # rollouts 0 and 1 act with the first parameters, rollout k with k-1 updates
+                rollout.version = self.first_version + max(index - 1, 0)
+                self._ready.put(rollout)
                 index += 1
         except _Stopped:
             pass
         except BaseException as exc:  # handed to the training thread, raised there
             self._ready.put(exc)
 
-    def next(self) -> Collected:
+    def next(self) -> Rollout:
         """The next rollout in order; an error of the acting thread is raised here."""
         item = self._ready.get()
         if isinstance(item, BaseException):
@@ -108,21 +106,21 @@ class OverlappedRollouts:
         self._next_index += 1
         return item
 
-    def take_gradients(self, collected: Collected) -> None:
+    def take_gradients(self, rollout: Rollout) -> None:
         """The trained model's gradients become those just computed on the acting copy."""
-        for param, acted in zip(self.model.parameters(), collected.model.parameters()):
+        for param, acted in zip(self.model.parameters(), rollout.model.parameters()):
             param.grad = acted.grad
             acted.grad = None
 
     @torch.no_grad()
-    def release(self, collected: Collected) -> None:
+    def release(self, rollout: Rollout) -> None:
         """Give the copy the trained model's newest parameters (and buffers: the observation
         statistics); it may act again."""
-        for acted, param in zip(collected.model.parameters(), self.model.parameters()):
+        for acted, param in zip(rollout.model.parameters(), self.model.parameters()):
             acted.copy_(param)
-        for acted, buffer in zip(collected.model.buffers(), self.model.buffers()):
+        for acted, buffer in zip(rollout.model.buffers(), self.model.buffers()):
             acted.copy_(buffer)
-        self._free[collected.index % len(self.copies)].release()
+        self._free[rollout.index % len(self.copies)].release()
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the acting thread once its current rollout ends (its envs stay open)."""
@@ -130,3 +128,49 @@ class OverlappedRollouts:
         for free in self._free:
             free.release()
         self._thread.join(timeout)
+
+
+class OverlapSampler:
+    """Rollout k+1 is acted on another thread, by a copy holding the parameters from
+    before update k, while update k runs. Checkpoints keep no env state. Its learner
+    takes each rollout's gradient on the copy that acted and hands the copy back
+    (`self.overlap`: TorchLearner, PPOLearner)."""
+
+    def __init__(self, envs, model: nn.Module, carry: Carry, buf: RolloutBuffer, cfg,
+                 keep_graph: bool, rewards: RewardTransform, acting_rng: torch.Generator,
+                 version: int = 0):
+        to_env = ActionAdapter(envs.single_action_space)
+
+        def collect(acting_model: nn.Module, rollout: RolloutBuffer) -> Rollout:
+            return collect_rollout(envs, acting_model, rollout, carry, to_env,
+                                   cfg.run.nan_guard, keep_graph=keep_graph, rewards=rewards,
+                                   generator=acting_rng)
+
+        second = RolloutBuffer(cfg.algo.num_steps, envs.num_envs,
+                               envs.single_observation_space, envs.single_action_space,
+                               buf.device)
+        self.envs, self.rewards = envs, rewards
+        self.overlap = OverlappedRollouts(model, (buf, second), collect, version)
+        self.steps = cfg.algo.num_steps * cfg.env.num_envs
+
+    def next(self, log_now: bool) -> Collected:
+        rollout = self.overlap.next()
+        return Collected(self.steps, rollout, [(0, rollout.episodes)])
+
+    def publish(self, version: int, model: nn.Module) -> None:
+        """The learner hands each acting copy the new parameters (`release`)."""
+
+    def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """The envs are stepped on the acting thread: no env state in checkpoints, only
+        the reward statistics (a checkpoint is written between rollouts' hand-overs, so
+        they can be one rollout ahead of the update)."""
+        tensors.update(self.rewards.state_tensors())
+
+    def stop(self) -> None:
+        """The acting thread only acts: it stops in close(), after the final checkpoint."""
+
+    def close(self) -> None:
+        try:
+            self.overlap.close()
+        finally:
+            self.envs.close()

@@ -11,9 +11,11 @@ stop conditions) and the optimizer. Helpers are spawned processes that hold the 
 its parameters in shared memory. One update:
 
 1. rank 0 sends every helper "go"; every process collects its rollout with the current
-   parameters and backpropagates its loss (a mean over its own valid steps) into its own
-   flat gradient (the helpers' in shared memory);
-2. each helper replies with its valid-step count, loss, statistics and finished episodes;
+   parameters; each helper sends the episodes that finished in it (the sampler's, so
+   that episodes reach the session from samplers only), then every process
+   backpropagates its loss (a mean over its own valid steps) into its own flat gradient
+   (the helpers' in shared memory);
+2. each helper replies with its valid-step count, loss and statistics;
 3. rank 0 combines the gradients weighted by valid steps, sum_r n_r g_r / sum_r n_r: the
    gradient of the mean loss over the whole batch, as one process would compute it; then it
    clips, checks and steps the optimizer on the shared parameters.
@@ -36,6 +38,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
+from actorcritic.envs.vector import Episode
 from actorcritic.errors import WorkerFailure
 from actorcritic.run.workers import (
     STARTUP_GRACE,
@@ -140,11 +143,11 @@ def helper_main(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, 
 
 
 def _serve(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, make_envs) -> None:
-    from actorcritic.algos.reward_scaling import ConstantScale
-    from actorcritic.algos.rollout import Carry, RolloutBuffer, collect_rollout
-    from actorcritic.algos.update import reuses_acting_graph, rollout_loss
+    from actorcritic.algorithms.reward_scaling import ConstantScale
+    from actorcritic.algorithms.update import reuses_acting_graph, rollout_loss
     from actorcritic.envs import make_vector_env
     from actorcritic.envs.actions import ActionAdapter
+    from actorcritic.samplers.rollout import Carry, RolloutBuffer, collect_rollout
 
     part = share_of(cfg)
     cpu = torch.device("cpu")
@@ -167,16 +170,16 @@ def _serve(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, make_
             if message[0] == "stop":
                 return
             with_stats = message[1]
-            episodes = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard,
-                                       keep_graph=keep_graph, rewards=rewards)
-            for episode in episodes:
+            rollout = collect_rollout(envs, model, buf, carry, to_env, cfg.run.nan_guard,
+                                      keep_graph=keep_graph, rewards=rewards)
+            for episode in rollout.episodes:
                 episode.env_index += rank * envs.num_envs
-            acted, buf.acted = buf.acted, None
-            loss, stats = rollout_loss(model, buf, cfg.algo, with_stats=with_stats, acted=acted)
+            conn.send(("collected", rollout.episodes))
+            loss, stats = rollout_loss(model, buf, cfg.algo, with_stats=with_stats,
+                                       acted=rollout.acted)
             grad_row.zero_()
             loss.backward()
-            conn.send(("done", valid_count(buf), {k: float(v) for k, v in stats.items()},
-                       episodes))
+            conn.send(("done", valid_count(buf), {k: float(v) for k, v in stats.items()}))
     finally:
         envs.close()
 
@@ -220,22 +223,26 @@ class Helpers:
             except OSError:  # its end of the pipe is gone
                 raise self._died(rank) from None
 
+    def rollouts_done(self) -> list[tuple[int, list[Episode]]]:
+        """Wait for every helper's rollout (each then goes on to its gradient): the
+        episodes that finished in it, by rank."""
+        return [(rank, self._expect(rank, "collected", self.cfg.run.worker_timeout)[1])
+                for rank in range(1, len(self.procs) + 1)]
+
     def finish_update(self, own: torch.Tensor, own_count: float, loss: torch.Tensor,
-                      stats: dict) -> tuple[torch.Tensor, dict, dict[int, list]]:
+                      stats: dict) -> tuple[torch.Tensor, dict]:
         """Wait for every helper's gradient; combine them into `own` (rank 0's flat
-        gradient). Returns the whole batch's loss and statistics, and each helper's finished
-        episodes by rank."""
-        counts, helper_stats, episodes = [], [], {}
+        gradient). Returns the whole batch's loss and statistics."""
+        counts, helper_stats = [], []
         for rank in range(1, len(self.procs) + 1):
-            _, count, stats_r, episodes[rank] = self._expect(rank, "done",
-                                                             self.cfg.run.worker_timeout)
+            _, count, stats_r = self._expect(rank, "done", self.cfg.run.worker_timeout)
             counts.append(count)
             helper_stats.append(stats_r)
         combine(own, own_count, list(self.rows), counts)
         combined = weighted_stats({k: float(v) for k, v in stats.items()}, own_count,
                                   helper_stats, counts)
         total_loss = torch.tensor(combined["losses/total"])
-        return total_loss, {k: torch.tensor(v) for k, v in combined.items()}, episodes
+        return total_loss, {k: torch.tensor(v) for k, v in combined.items()}
 
     def _expect(self, rank: int, kind: str, seconds: float) -> tuple:
         conn, proc = self.conns[rank - 1], self.procs[rank - 1]

@@ -1,23 +1,26 @@
-"""Rollout collection into preallocated time-major tensors, shared by every algorithm."""
+"""Rollout collection into preallocated time-major tensors, shared by every algorithm, and
+`Rollout`, what a sampler hands a learner (A2C, PPO, the A3C workers)."""
 
 from __future__ import annotations
 
 import contextlib
 import types
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
 
-from actorcritic.algos.reward_scaling import ConstantScale, ReturnScale
+from actorcritic.accelerators.numpy_acting import NumpyActor
+from actorcritic.accelerators.replay import recording, replay, supports_replay
+from actorcritic.algorithms.reward_scaling import ConstantScale, ReturnScale
 from actorcritic.envs.actions import ActionAdapter
 from actorcritic.envs.vector import Episode, VecEnv
 from actorcritic.errors import NonFiniteError
 from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.models.cores import State
-from actorcritic.models.numpy_actor import NumpyActor
-from actorcritic.models.replay import recording, replay, supports_replay
 
 RewardTransform = ConstantScale | ReturnScale
 
@@ -69,9 +72,6 @@ class RolloutBuffer:
         self.truncated = torch.zeros((T, N), dtype=torch.bool)
         self.valid = torch.zeros((T, N), dtype=torch.bool)
         self.start_state: State = ()
-        # With collect_rollout(keep_graph=True): the acting forward passes, still attached to
-        # the autograd graph: policy params [T, N, P] and values [T+1, N] (row T detached).
-        self.acted: tuple[torch.Tensor, torch.Tensor] | None = None
         self.num_steps, self.num_envs = T, N
         self.device = torch.device(device)
         self.np = types.SimpleNamespace(**{n: getattr(self, n).numpy() for n in self.NAMES})
@@ -84,6 +84,31 @@ class RolloutBuffer:
         batch = {n: getattr(self, n).to(device, non_blocking=True) for n in self.NAMES}
         batch["start_state"] = tuple(s.to(device) for s in self.start_state)
         return types.SimpleNamespace(**batch, num_steps=self.num_steps, num_envs=self.num_envs)
+
+
+class ActingPasses(NamedTuple):
+    """The forward passes made while acting, kept for the update (algo.reuse_acting_graph):
+    attached to the autograd graph, or replayed as one batch from recorded layer outputs."""
+
+    params: torch.Tensor  # policy parameters [T, N, P]
+    values: torch.Tensor  # [T+1, N]; row T, the bootstrap value, detached
+
+
+@dataclass
+class Rollout:
+    """One rollout, from the sampler that collected it to the learner.
+
+    `buffer` holds it time-major: obs and first [T+1, N, ...] (row T is the bootstrap
+    observation), the rest [T, N], and `buffer.start_state`, the recurrent state before
+    row 0. `model` is the model that acted: the trained model, or with algo.overlap the
+    acting copy, at the parameters of `version` (the number of updates made before)."""
+
+    buffer: RolloutBuffer
+    model: nn.Module
+    episodes: list[Episode]
+    acted: ActingPasses | None = None  # when recorded (algo.reuse_acting_graph)
+    version: int = 0
+    index: int = 0  # the sampler's count of its rollouts (algo.overlap: which copy acted)
 
 
 def check_finite(name: str, array: np.ndarray, step: int) -> None:
@@ -111,7 +136,7 @@ class TorchActing:
                                                          generator=self.generator)
         return action.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
 
-    def finish(self, buf: RolloutBuffer, rec) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def finish(self, buf: RolloutBuffer, rec) -> ActingPasses | None:
         return None
 
 
@@ -138,8 +163,7 @@ class KeptGraphActing(TorchActing):
                                                               generator=self.generator)
         return action.cpu().numpy(), logp.cpu().numpy(), value[0].detach().cpu().numpy()
 
-    def finish(self, buf: RolloutBuffer, rec) -> tuple[torch.Tensor, torch.Tensor]:
-        """(policy params [T, N, P], values [T+1, N]; row T, the bootstrap, detached)."""
+    def finish(self, buf: RolloutBuffer, rec) -> ActingPasses:
         last_obs, last_first = self.inputs(buf, buf.num_steps)
         with torch.no_grad():
             _, bootstrap, _ = self.model(last_obs[None], last_first[None], self.state)
@@ -147,11 +171,11 @@ class KeptGraphActing(TorchActing):
             params, values = replay(self.model, rec, buf.num_steps, buf.num_envs)
         else:
             params, values = torch.stack(self.params), torch.stack(self.values)
-        return params, torch.cat([values, bootstrap])
+        return ActingPasses(params, torch.cat([values, bootstrap]))
 
 
 class NumpyActing:
-    """Acting in NumPy (small MLP policies on the CPU; models/numpy_actor.py)."""
+    """Acting in NumPy (small MLP policies on the CPU; accelerators/numpy_acting.py)."""
 
     def __init__(self, actor: NumpyActor, state: State):
         self.actor, self.state = actor, state
@@ -167,13 +191,13 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
                     to_env: ActionAdapter, nan_guard: bool = True, *,
                     keep_graph: bool = False, actor: NumpyActor | None = None,
                     rewards: RewardTransform | None = None,
-                    generator: torch.Generator | None = None) -> list[Episode]:
+                    generator: torch.Generator | None = None) -> Rollout:
     """Act for buf.num_steps steps from `carry`, filling `buf`; updates `carry` in place.
 
     How the policy acts is one of three backends, picked here: `actor` (small MLP policies
     on the CPU) acts in NumPy; with `keep_graph` (feedforward models only) the forward
-    passes made while acting are kept in `buf.acted` (CNN encoders record their layer
-    outputs and replay them as one batch, models/replay.py; other models keep autograd
+    passes made while acting are kept in `Rollout.acted` (CNN encoders record their layer
+    outputs and replay them as one batch, accelerators/replay.py; other models keep autograd
     on), so the update backpropagates through them instead of running the rollout
     through the network a second time (the parameters do not change during a rollout, so
     the gradient is the same); otherwise `model.act`. The rewards stored are the env's
@@ -197,13 +221,12 @@ def collect_rollout(envs: VecEnv, model: ActorCritic, buf: RolloutBuffer, carry:
         episodes, first, reset_next = _steps(envs, buf, acting, to_env, first, reset_next,
                                              nan_guard, rewards or ConstantScale(1.0))
     buf.np.first[-1] = first
-    if keep_graph:
-        buf.acted = acting.finish(buf, rec)
+    acted = acting.finish(buf, rec) if keep_graph else None
     carry.obs.copy_(buf.obs[-1])
     carry.first.copy_(torch.from_numpy(first))
     carry.reset_next.copy_(torch.from_numpy(reset_next))
     carry.state = acting.state
-    return episodes
+    return Rollout(buf, model, episodes, acted)
 
 
 def _steps(envs: VecEnv, buf: RolloutBuffer, acting, to_env: ActionAdapter, first: np.ndarray,

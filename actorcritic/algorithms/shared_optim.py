@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.optim.optimizer import _get_scalar_dtype
 
-from actorcritic.algos.optimizers import RMSpropTF
+from actorcritic.algorithms.optimizers import RMSpropTF
 
 
 class _SharedStateMixin:
@@ -121,7 +121,7 @@ class SharedRMSpropTF(_SharedStateMixin, RMSpropTF):
 
 
 def make_shared_optimizer(params, cfg, lock: Any = None):
-    """The shared counterpart of `actorcritic.algos.update.make_optimizer`: same settings and
+    """The shared counterpart of `actorcritic.algorithms.update.make_optimizer`: same settings and
     the same kernels (Adam fused, RMSprop multi-tensor), so one step is the same arithmetic.
     PyTorch's CPU default is the loop over parameter tensors, one op each, a tenth of an A3C
     worker's time on the Nature CNN."""

@@ -1,18 +1,18 @@
-"""A3C: worker processes pushing gradients into one global model in shared memory.
+"""A3C's sampler: worker processes that each act, learn and step one shared model, and what
+the main process's training loop sees of them.
 
-Each worker runs the same loop pieces as A2C (`collect_rollout`, `rollout_loss`) over its own
-small vector of envs: copy the global parameters into its local model, play `num_steps`
-(t_max) steps, compute the loss on the local model, hand its gradients to the global
-parameters and step the shared optimizer (`shared_optim`). Nothing waits for anything else.
-A rollout is always t_max steps per env and runs across episode ends (the returns stop at
-them), where the notebooks cut it at an episode end: same targets, fixed-size batches.
+Each worker runs A2C's synchronous sampler over its own small vector of envs and A3C's
+learner (algorithms/hogwild.py): copy the global parameters into its local model, play
+`num_steps` (t_max) steps, compute the loss on the local model, hand its gradients to the
+global parameters and step the shared optimizer. Nothing waits for anything else. A rollout
+is always t_max steps per env and runs across episode ends (the returns stop at them),
+where the notebooks cut it at an episode end: same targets, fixed-size batches.
 
-The main process never trains. It runs the one training loop (run/loop.py) over an
-`A3CSampler`, whose every item is an update a worker has already applied (its steps,
-episodes and, on logged updates, the workers' latest losses), and a learner that only holds
-the shared optimizer for checkpoints. Meanwhile the sampler restarts a child that died or
-stopped reporting (at most `run.max_worker_restarts` times), hands due evaluations to the
-evaluator process, and on any exit stops, joins and if needed kills every child started.
+`A3CSampler` yields, for the main process's loop, every update a worker has already
+applied (its steps, episodes and, on logged updates, the workers' latest losses).
+Meanwhile it restarts a child that died or stopped reporting (at most
+`run.max_worker_restarts` times), hands due evaluations to the evaluator process, and on
+any exit stops, joins and if needed kills every child started (`ChildPool`).
 
 Global counters (env steps, updates, episodes) live in a shared int64 tensor with one row per
 worker (each row written by its worker only, so no lock) plus a row for the counts a resumed
@@ -31,16 +31,8 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from actorcritic.algos.shared_optim import make_shared_optimizer
-from actorcritic.algos.update import (
-    OptimizerState,
-    accelerators_line,
-    clip_and_measure,
-    guard_update,
-    reuses_acting_graph,
-    rollout_loss,
-)
-from actorcritic.run.loop import Collected, run_loop
+from actorcritic.algorithms.hogwild import HogwildLearner, pull_params
+from actorcritic.algorithms.update import reuses_acting_graph
 from actorcritic.run.workers import (
     ErrorReport,
     WorkerPool,
@@ -50,49 +42,11 @@ from actorcritic.run.workers import (
     send_report,
     start_process,
 )
+from actorcritic.samplers.experience import Collected
 from actorcritic.schedules import lr_at
 
 STEPS, UPDATES, EPISODES = 0, 1, 2  # columns of the shared counters
 JOIN_GRACE = 5.0                    # seconds children get to stop before SIGTERM, then SIGKILL
-
-
-# ---------------------------------------------------------------- the update (one worker)
-
-def pull_params(local: nn.Module, global_model: nn.Module) -> None:
-    """Copy the global parameters and buffers into the local model."""
-    with torch.no_grad():
-        for lp, gp in zip(local.parameters(), global_model.parameters(), strict=True):
-            lp.copy_(gp)
-        for lb, gb in zip(local.buffers(), global_model.buffers(), strict=True):
-            lb.copy_(gb)
-
-
-def push_grads(local_params: list[torch.Tensor], global_params: list[torch.Tensor]) -> None:
-    """Give every global parameter this update's local gradient.
-
-    Assigned on every update. Public A3C code often does `if global.grad is not None:
-    return` here, which only works while the local grad tensor is reused in place; with
-    `zero_grad(set_to_none=True)` each backward makes new tensors, so that shortcut leaves
-    the global parameters with the first update's gradients forever. The gradient is private
-    to this process (a process-local attribute of its handle on the shared parameter).
-    """
-    for lp, gp in zip(local_params, global_params, strict=True):
-        gp.grad = lp.grad
-
-
-def a3c_update(local: nn.Module, global_params: list[torch.Tensor], optimizer, loss: torch.Tensor,
-               stats: dict, max_grad_norm: float, nan_guard: bool = True,
-               update: int = 0) -> None:
-    """Backward on the local model, clip, check, push the grads and step the shared optimizer."""
-    local_params = list(local.parameters())
-    local.zero_grad(set_to_none=True)
-    loss.backward()
-    stats["diag/grad_norm"] = clip_and_measure(local_params, max_grad_norm)
-    if nan_guard:
-
-        guard_update(local, loss, stats, update)
-    push_grads(local_params, global_params)
-    optimizer.step()
 
 
 # ---------------------------------------------------------------- child processes
@@ -110,48 +64,13 @@ def worker_main(wid: int, cfg, global_model: nn.Module, optimizer, counters: tor
         conn.close()
 
 
-class HogwildLearner:
-    """A worker's learner: the loss of its rollout on its local copy, backward, clip, NaN
-    guard, then the gradients handed to the global parameters and one step of the shared
-    optimizer, without waiting for the other workers (Hogwild; `algo.shared_lock` adds a
-    lock around the step)."""
-
-    def __init__(self, local: nn.Module, global_model: nn.Module, optimizer, cfg):
-        self.local, self.global_model, self.optimizer, self.cfg = local, global_model, \
-            optimizer, cfg
-        self.global_params = [p for g in optimizer.param_groups for p in g["params"]]
-        if any(a is not b for a, b in zip(self.global_params, global_model.parameters(),
-                                          strict=True)):
-            raise RuntimeError("the shared optimizer does not hold the global model's "
-                               "parameters")
-
-    def set_lr(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    def pull(self) -> None:
-        """Act and learn from the newest global parameters."""
-        pull_params(self.local, self.global_model)
-
-    def update(self, collected, update: int, log_now: bool):
-        buf = collected.data[0]
-        # The acting passes, recorded where the sampler replays them (a CNN): the local
-        # parameters did not change since they acted, so the gradient is the recomputed one.
-        acted, buf.acted = buf.acted, None
-        loss, stats = rollout_loss(self.local, buf, self.cfg.algo, with_stats=log_now,
-                                   acted=acted)
-        a3c_update(self.local, self.global_params, self.optimizer, loss, stats,
-                   self.cfg.algo.max_grad_norm, self.cfg.run.nan_guard, update)
-        return stats, []
-
-
 def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_pid) -> None:
     """One worker: A2C's synchronous sampler over its own envs, the Hogwild learner."""
-    from actorcritic.algos.a2c_sampling import SyncSampler
-    from actorcritic.algos.reward_scaling import ConstantScale
-    from actorcritic.algos.rollout import Carry, RolloutBuffer
+    from actorcritic.algorithms.reward_scaling import ConstantScale
     from actorcritic.envs import make_vector_env
     from actorcritic.models.actor_critic import ActorCritic
+    from actorcritic.samplers.rollout import Carry, RolloutBuffer
+    from actorcritic.samplers.sync import SyncSampler
 
     cpu = torch.device("cpu")
     envs = make_vector_env(cfg.env, seed=seed, mode="train")
@@ -174,7 +93,7 @@ def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_
             learner.set_lr(lr)
             log_now = n % cfg.run.log_every == 0  # from its first: the main process logs early
             collected = sampler.next(log_now)
-            stats, _ = learner.update(collected, n, log_now)
+            stats = learner.update(collected, n, log_now)
             # optimizer steps of other workers between this worker's copy and its step
             lag = int(counters[:, UPDATES].sum() - totals[UPDATES])
             episodes = collected.episodes[0][1]
@@ -410,7 +329,6 @@ class A3CSampler:
         self.session, self.pool, self.counters = session, pool, counters
         self.inbox: deque[tuple[int, tuple]] = deque()
         self.losses: dict[str, float] = {}  # the latest a worker reported
-        session.start_evaluation = self.request_evaluation
         pool.start_all()
 
     def next(self, log_now: bool) -> Collected:
@@ -441,18 +359,13 @@ class A3CSampler:
     def _evaluated(self, msg: tuple) -> None:
         _, steps, result, snapshot = msg
         self.pool.eval_done()
-        session = self.session
-        session.record_eval(result)
-        session.logger.scalars(steps, session.wall_seconds,
-                               {"eval/mean_return": result["mean_return"]})
-        session.progress.message(f"eval at {steps} steps: mean return "
-                                 f"{result['mean_return']:.1f}")
-        if session.improved():
-            session.checkpoint("best", {f"model.{k}": torch.from_numpy(v)
-                                        for k, v in snapshot.items()})
+        self.session.progress.message(f"eval at {steps} steps: mean return "
+                                      f"{result['mean_return']:.1f}")
+        self.session.evaluated(result, steps, {f"model.{k}": torch.from_numpy(v)
+                                               for k, v in snapshot.items()})
 
     def request_evaluation(self, model: nn.Module) -> None:
-        """`session.start_evaluation`: the evaluator snapshots the shared model and plays
+        """The loop's `evaluate`: the evaluator snapshots the shared model and plays
         it while the workers train on (skipped while it is still busy with the last one)."""
         s = self.session
         self.pool.request_eval(s.env_steps, s.cfg.run.seed + 50_000 + s.updates)
@@ -468,60 +381,7 @@ class A3CSampler:
         applied while their messages were on the way count too)."""
         self.pool.shutdown()
         totals = self.counters.sum(0)
-        self.session.env_steps = int(totals[STEPS])
-        self.session.updates = int(totals[UPDATES])
+        self.session.set_counts(int(totals[STEPS]), int(totals[UPDATES]))
 
     def close(self) -> None:
         self.pool.shutdown()
-
-
-class SharedOptimizerLearner(OptimizerState):
-    """A3C's learner in the main process: the workers have applied every update already
-    (HogwildLearner), each at the learning rate it computes from the global counters. This
-    one holds the shared optimizer for checkpoints, copied under its lock when it has one."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, lock):
-        self.optimizer, self.lock = optimizer, lock
-
-    def set_lr(self, lr: float) -> None:
-        """Each worker sets its own: this process's copy of the optimizer never steps."""
-
-    def update(self, collected: Collected, update: int, log_now: bool):
-        return {}, []
-
-    def holding_still(self) -> contextlib.AbstractContextManager:
-        return self.lock if self.lock is not None else contextlib.nullcontext()
-
-
-def run_a3c(session, model: nn.Module, resume=None) -> None:
-    """Asynchronous advantage actor-critic: `algo.num_workers` workers, one global model."""
-    from actorcritic.run.checkpoint import load_optimizer
-
-    cfg = session.cfg
-    if session.device.type != "cpu":
-        session.progress.message("A3C trains on the CPU (workers share CPU memory); "
-                                 f"ignoring run.device={cfg.run.device}")
-        session.device = torch.device("cpu")
-    model.to("cpu")
-    model.share_memory()
-    lock = mp.get_context("spawn").Lock() if cfg.algo.shared_lock else None
-    optimizer = make_shared_optimizer(model.parameters(), cfg.algo, lock)
-    if resume is not None:
-        load_optimizer(optimizer, resume)  # shared again by SharedAdam/SharedRMSprop
-    W = cfg.algo.num_workers
-    counters = torch.zeros(W + 1, 3, dtype=torch.int64)
-    counters[W] = torch.tensor([session.env_steps, session.updates, session.window.count])
-    counters.share_memory_()
-    acting = "torch, recorded for replay" if reuses_acting_graph(model, cfg.algo) else "torch"
-    kernel = {"adam": "fused", "rmsprop": "multi-tensor"}.get(cfg.algo.optimizer, "per tensor")
-    session.progress.message(f"a3c on workers: {W} workers, acting {acting}, update torch on "
-                             f"each worker's copy, shared {cfg.algo.optimizer} ({kernel})"
-                             + (" under a lock" if lock is not None else "")
-                             + f"; {accelerators_line(acting, 'torch')}")
-    pool = ChildPool(session, model, optimizer, counters)
-    try:
-        sampler = A3CSampler(session, pool, counters)
-    except BaseException:
-        pool.shutdown()
-        raise
-    run_loop(session, model, sampler, SharedOptimizerLearner(optimizer, lock))

@@ -1,7 +1,7 @@
 """PPO's learner: one rollout -> several epochs of minibatch steps (Schulman et al. 2017).
 
-It runs on A2C's samplers (a2c_sampling.py), composed by `a2c.choose_path`; only the
-learner differs. Per rollout:
+It runs on A2C's samplers (samplers/sync.py, samplers/overlap.py), composed by
+`compose.choose_path`; only the learner differs. Per rollout:
 
 1. GAE advantages and returns from the acting values plus the bootstrap value of the last
    observation (recurrent models: all values recomputed from the rollout's start state,
@@ -26,11 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from actorcritic.algos.losses import explained_variance, ppo_loss
-from actorcritic.algos.returns import gae_advantages
-from actorcritic.algos.update import OptimizerState, apply_update
+from actorcritic.algorithms.losses import explained_variance, ppo_loss
+from actorcritic.algorithms.returns import gae_advantages
+from actorcritic.algorithms.update import OptimizerState, apply_update
 from actorcritic.models.normalize import update_obs_stats
-from actorcritic.run.loop import Collected
+from actorcritic.run.loop import Stats
+from actorcritic.samplers.experience import Collected
+from actorcritic.samplers.overlap import OverlappedRollouts
 from actorcritic.schedules import clip_at, minibatch_rng
 
 
@@ -51,11 +53,12 @@ def rollout_targets(model: nn.Module, buf, gamma: float, gae_lambda: float
 
 class PPOLearner(OptimizerState):
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, cfg,
-                 device: torch.device, progress: Callable[[], float], overlap=None):
+                 device: torch.device, progress: Callable[[], float],
+                 overlap: OverlappedRollouts | None = None):
         self.model, self.optimizer, self.cfg, self.device = model, optimizer, cfg, device
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.progress = progress  # fraction of run.total_steps done (the clip schedule)
-        self.overlap = overlap  # OverlappedRollouts: the acting copy gets the new parameters
+        self.overlap = overlap  # algo.overlap: the acting copy gets the new parameters
         self.recurrent = model.cfg.core != "none"
         self.clip = clip_at(cfg.algo, progress())
 
@@ -65,8 +68,9 @@ class PPOLearner(OptimizerState):
         super().set_lr(lr)
         self.clip = clip_at(self.cfg.algo, self.progress())
 
-    def update(self, collected: Collected, update: int, log_now: bool):
-        buf, _, token = collected.data
+    def update(self, collected: Collected, update: int, log_now: bool) -> Stats:
+        rollout = collected.rollout()
+        buf = rollout.buffer
         batch = buf.to(self.device)
         old_values, advantages, returns = rollout_targets(self.model, batch, self.cfg.algo.gamma,
                                                           self.cfg.algo.gae_lambda)
@@ -96,7 +100,7 @@ class PPOLearner(OptimizerState):
             epochs_done += 1
         update_obs_stats(self.model, batch.obs)
         if self.overlap is not None:
-            self.overlap.release(token)
+            self.overlap.release(rollout)
         out = {k: v / max(steps, 1) for k, v in totals.items()}
         if last:
             out["diag/grad_norm"] = last["diag/grad_norm"]
@@ -105,7 +109,7 @@ class PPOLearner(OptimizerState):
             out["diag/ppo_epochs"] = torch.tensor(float(epochs_done))
             out["diag/ppo_minibatch_steps"] = torch.tensor(float(steps))
             out["diag/clip_coef"] = torch.tensor(clip)
-        return out, []
+        return out
 
     def _minibatches(self, rng: np.random.Generator, batch):
         """Index sets of one epoch: env columns (recurrent) or flat [T * N] steps."""

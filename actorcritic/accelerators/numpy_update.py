@@ -18,14 +18,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from actorcritic.algos.losses import actor_critic_loss
-from actorcritic.algos.optimizers import RMSpropTF
-from actorcritic.algos.returns import gae_numpy
-from actorcritic.algos.rollout import RolloutBuffer
+from actorcritic.accelerators.numpy_acting import supports_numpy_acting
+from actorcritic.algorithms.losses import actor_critic_loss
+from actorcritic.algorithms.optimizers import RMSpropTF
+from actorcritic.algorithms.returns import gae_numpy
 from actorcritic.config import AlgoConfig
 from actorcritic.errors import NonFiniteError
 from actorcritic.models.actor_critic import ActorCritic
-from actorcritic.models.numpy_actor import supports_numpy_acting
+from actorcritic.samplers.rollout import RolloutBuffer
 
 _STATE_KEYS = {"adam": ("exp_avg", "exp_avg_sq"), "rmsprop": ("square_avg",),
                "rmsprop_tf": ("square_avg",)}
