@@ -20,24 +20,18 @@ import torch
 
 from actorcritic.accelerators.numpy_update import NumpyA2CUpdate
 from actorcritic.algorithms.losses import explained_variance
+from actorcritic.algorithms.ppo import ClipSchedule
 from actorcritic.algorithms.returns import gae_numpy
-from actorcritic.algorithms.update import OptimizerState
 from actorcritic.run.loop import Stats
 from actorcritic.samplers.experience import Collected
 from actorcritic.schedules import clip_at, minibatch_rng
 
 
-class NumpyPPOLearner(OptimizerState):
+class NumpyPPOLearner(ClipSchedule):
     def __init__(self, net: NumpyA2CUpdate, cfg, progress):
         self.net, self.cfg, self.progress = net, cfg, progress
         self.optimizer = net.optimizer
         self.clip = clip_at(cfg.algo, progress())
-
-    def set_lr(self, lr: float) -> None:
-        """The loop sets the learning rate before each rollout; the clip range is taken at
-        the same point of training, so both schedules reach 0 together at total_steps."""
-        super().set_lr(lr)
-        self.clip = clip_at(self.cfg.algo, self.progress())
 
     def update(self, collected: Collected, update: int, log_now: bool) -> Stats:
         algo, b = self.cfg.algo, collected.rollout().buffer.np

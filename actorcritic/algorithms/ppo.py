@@ -51,7 +51,18 @@ def rollout_targets(model: nn.Module, buf, gamma: float, gae_lambda: float
     return values[:-1], advantages, returns
 
 
-class PPOLearner(OptimizerState):
+class ClipSchedule(OptimizerState):
+    """PPO's two schedules: the loop sets the learning rate before each rollout, and the
+    clip range is taken at the same point of training, so both reach 0 together at
+    total_steps. Subclasses set `cfg`, `progress` (the fraction of run.total_steps done)
+    and `optimizer`."""
+
+    def set_lr(self, lr: float) -> None:
+        super().set_lr(lr)
+        self.clip = clip_at(self.cfg.algo, self.progress())
+
+
+class PPOLearner(ClipSchedule):
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, cfg,
                  device: torch.device, progress: Callable[[], float],
                  overlap: OverlappedRollouts | None = None):
@@ -61,12 +72,6 @@ class PPOLearner(OptimizerState):
         self.overlap = overlap  # algo.overlap: the acting copy gets the new parameters
         self.recurrent = model.cfg.core != "none"
         self.clip = clip_at(cfg.algo, progress())
-
-    def set_lr(self, lr: float) -> None:
-        """The loop sets the learning rate before each rollout; the clip range is taken at
-        the same point of training, so both schedules reach 0 together at total_steps."""
-        super().set_lr(lr)
-        self.clip = clip_at(self.cfg.algo, self.progress())
 
     def update(self, collected: Collected, update: int, log_now: bool) -> Stats:
         rollout = collected.rollout()
