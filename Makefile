@@ -2,13 +2,15 @@
 #   make train                              the core install (classic control), cartpole-a2c
 #   make train PRESET=pong-a2c EXTRAS=atari  installs the extras a preset needs first
 #   make test                               everything the whole suite uses (.[test])
+#   make docs                               the documentation site into site/ (.[docs])
+#   make docs-serve                         the same, served at http://127.0.0.1:8000
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PRESET ?= cartpole-a2c
 EXTRAS ?=
 
-.PHONY: train test football mujoco-video lint bench clean
+.PHONY: train test docs docs-serve football mujoco-video lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +24,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(VENV)/.installed $@
+
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[docs]"
 	touch $(VENV)/.installed $@
 
 train: $(VENV)/.installed
@@ -38,6 +44,13 @@ test: $(VENV)/.installed-test
 	$(BIN)/python scripts/check_structure.py
 	$(BIN)/python -m pytest
 
+# Strict: a broken link, a missing page or a config key without help fails the build.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 football: $(VENV)/.installed
 	scripts/install_gfootball.sh
 
@@ -52,4 +65,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/cartpole_throughput.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

@@ -1,7 +1,8 @@
 """Configuration: four dataclass sections loaded from YAML presets and `--set` overrides.
 
 Every field carries its own validation rule and one-line help in its metadata, so the
-loader, the error messages and the reference table in the README all come from here.
+loader, the error messages and the documentation site's configuration reference all come
+from here.
 """
 
 from __future__ import annotations
@@ -460,7 +461,7 @@ def load_config(preset: str | Path | dict = "cartpole-a2c", overrides: list[str]
 
 
 def reference_table() -> str:
-    """Markdown table of every key, its default and its help (for the README)."""
+    """Markdown table of every key, its default and its help (for the documentation site)."""
     rows = ["| key | default | meaning |", "|---|---|---|"]
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):

@@ -1,6 +1,9 @@
-"""Regenerate the preset and config-key reference tables in README.md from the code.
+"""Regenerate the zoo's results table in README.md from docs/RESULTS.md (itself generated
+from zoo/ by benchmarks/zoo_results.py).
 
 Run `python scripts/update_readme.py`; tests/test_docs.py fails when the README is stale.
+The preset and config-key references are pages of the documentation site, generated when
+it is built (scripts/docs_pages.py).
 """
 
 from __future__ import annotations
@@ -9,19 +12,22 @@ import re
 import sys
 from pathlib import Path
 
-from actorcritic.config import list_presets, reference_table
+from docs_pages import results_rows
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def presets_table() -> str:
-    rows = ["| preset | what it trains |", "|---|---|"]
-    rows += [f"| `{name}` | {desc} |" for name, desc in list_presets().items()]
+def zoo_table() -> str:
+    rows = ["| agent | algorithm | env steps | evaluation | sticky evaluation | published |",
+            "|---|---|---|---|---|---|"]
+    rows += [f"| `{r['scenario']}` | {r['algorithm']} | {r['env steps']} | {r['evaluation']} | "
+             f"{r['sticky evaluation']} | {r['published']} |"
+             for r in results_rows() if r.get("algorithm")]
     return "\n".join(rows)
 
 
 def render(text: str) -> str:
-    for marker, table in (("PRESETS", presets_table()), ("CONFIG", reference_table())):
+    for marker, table in (("ZOO", zoo_table()),):
         pattern = re.compile(rf"(<!-- {marker}:BEGIN -->\n).*?(<!-- {marker}:END -->)", re.S)
         text = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), text)
     return text

@@ -1,6 +1,7 @@
 """ONNX export: the graph against the torch model on real observations in ONNX Runtime
 (MLP on CartPole, Nature CNN on Pong frames, LSTM with state carried and reset), the CLI,
-and the README's snippet that runs an exported agent with only onnxruntime and numpy."""
+and the documentation's snippet (docs/export.md) that runs an exported agent with only
+onnxruntime and numpy."""
 
 from __future__ import annotations
 
@@ -324,16 +325,16 @@ def test_cli_help_names_every_option_and_the_opsets(capsys):
         assert option in text, option
 
 
-def readme_snippet() -> str:
-    text = (ROOT / "README.md").read_text()
+def docs_snippet() -> str:
+    text = (ROOT / "docs" / "export.md").read_text()
     block = re.search(r"<!-- ONNX-EXAMPLE:BEGIN -->\n```python\n(.*?)```\n<!-- ONNX-EXAMPLE:END",
                       text, re.S)
-    assert block, "README.md lost its ONNX-EXAMPLE markers"
+    assert block, "docs/export.md lost its ONNX-EXAMPLE markers"
     return block.group(1)
 
 
-def test_readme_snippet_runs_with_onnxruntime_only(cartpole_onnx, cartpole_run):
-    code = readme_snippet()
+def test_docs_snippet_runs_with_onnxruntime_only(cartpole_onnx, cartpole_run):
+    code = docs_snippet()
     assert "actorcritic" not in code and '"cartpole.onnx"' in code
     proc = subprocess.run([sys.executable, "-c", code], cwd=cartpole_onnx.parent,
                           capture_output=True, text=True, timeout=120)
@@ -353,9 +354,8 @@ def test_readme_snippet_runs_with_onnxruntime_only(cartpole_onnx, cartpole_run):
     assert float(proc.stdout.split()[-1]) == total  # the episode's return
 
 
-def test_readme_documents_the_graph_names(cartpole_onnx):
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Export to ONNX\n", 1)[1].split("\n#", 1)[0]
+def test_docs_document_the_graph_names(cartpole_onnx):
+    section = (ROOT / "docs" / "export.md").read_text()
     names = {n for n in re.findall(r"`(\w+)`", section)}
     for arg in session(cartpole_onnx).get_inputs() + session(cartpole_onnx).get_outputs():
         assert arg.name in names, arg.name

@@ -80,7 +80,8 @@ def test_each_extra_holds_its_packages_and_test_holds_them_all():
     assert set(NAMES) <= set(extras)  # every extra an error names exists
     (everything,) = optional["all"]
     assert set(everything[len("actorcritic["):-1].split(",")) == set(NAMES)
-    assert "actorcritic[all]" in optional["test"]
+    assert "actorcritic[all,docs]" in optional["test"]  # make test builds the site too
+    assert extras["docs"] >= {"mkdocs", "mkdocs-material", "mkdocstrings"}
 
 
 # ---------------------------------------------------------------- env families
