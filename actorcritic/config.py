@@ -159,6 +159,32 @@ class AlgoConfig:
     vtrace_c: float = _f(1.0, "IMPALA: clip of the trace coefficients", min=0, min_exclusive=True)
     learner_batch: int = _f(1, "IMPALA: trajectories (num_steps x env.num_envs each) per learner "
                             "update", min=1)
+    # Off-policy (SAC, TD3): names as rl-baselines3-zoo's hyperparameter files write them.
+    buffer_size: int = _f(1_000_000, "SAC/TD3: transitions the replay buffer holds (the oldest "
+                          "are overwritten)", min=1)
+    learning_starts: int = _f(10_000, "SAC/TD3: env steps of uniform random actions before the "
+                              "first gradient step", min=0)
+    batch_size: int = _f(256, "SAC/TD3: transitions per gradient step", min=1)
+    tau: float = _f(0.005, "SAC/TD3: Polyak coefficient of the target networks' update", min=0,
+                    max=1, min_exclusive=True)
+    train_freq: int = _f(1, "SAC/TD3: vector-env steps between rounds of gradient steps",
+                         min=1)
+    gradient_steps: int = _f(1, "SAC/TD3: gradient steps per round", min=1)
+    policy_delay: int = _f(0, "SAC/TD3: critic updates per actor update (TD3 also updates its "
+                           "targets then; 0: 1 for SAC, 2 for TD3)", min=0)
+    init_alpha: float = _f(1.0, "SAC: initial entropy temperature", min=0, min_exclusive=True)
+    autotune_alpha: bool = _f(True, "SAC: tune the temperature toward algo.target_entropy "
+                              "(false: keep algo.init_alpha)")
+    target_entropy: float | None = _f(None, "SAC: entropy the temperature steers toward "
+                                      "(null: -dim of the action space)")
+    exploration_noise: float = _f(0.1, "TD3: std of the Gaussian noise added to actions while "
+                                  "training, in units of half the Box's width", min=0)
+    target_policy_noise: float = _f(0.2, "TD3: std of the noise smoothing the target policy",
+                                    min=0)
+    target_noise_clip: float = _f(0.5, "TD3: clip of the target policy noise", min=0)
+    replay_in_checkpoint: bool = _f(True, "SAC/TD3: write the replay buffer into checkpoints "
+                                    "(periodic and final), so --resume continues exactly; false "
+                                    "keeps checkpoints small and a resumed run refills it")
 
 
 @dataclass
@@ -412,6 +438,7 @@ def check_consistency(cfg: Config) -> None:
         raise ConfigError(f"model.encoder_kwargs is for an encoder given as module:Class; "
                           f"model.encoder is {cfg.model.encoder}")
     registry.check(cfg)  # which algorithm runs on which placement and backend
+    _check_family_keys(cfg)
     _check_ppo_and_normalization(cfg)
     if cfg.algo.processes > 1:
         if cfg.env.num_envs % cfg.algo.processes:
@@ -420,6 +447,47 @@ def check_consistency(cfg: Config) -> None:
         if cfg.algo.normalize_advantage:
             raise ConfigError("algo.normalize_advantage needs the whole batch's statistics; "
                               "it cannot be used with algo.processes > 1")
+
+
+# Keys that only one family of algorithms reads: set away from its default with an
+# algorithm of the other family, a key would be silently ignored, so it is refused.
+ON_POLICY_KEYS = ("algo.num_steps", "algo.gae_lambda", "algo.ent_coef", "algo.vf_coef",
+                  "algo.normalize_advantage", "algo.epochs", "algo.minibatches",
+                  "algo.clip_coef", "algo.clip_schedule", "algo.clip_value_loss",
+                  "algo.target_kl", "algo.reuse_acting_graph", "algo.num_workers",
+                  "algo.shared_lock", "algo.vtrace_rho", "algo.vtrace_c", "algo.learner_batch",
+                  "run.numpy_acting", "run.numpy_update")
+OFF_POLICY_KEYS = ("algo.buffer_size", "algo.learning_starts", "algo.batch_size", "algo.tau",
+                   "algo.train_freq", "algo.gradient_steps", "algo.policy_delay",
+                   "algo.init_alpha", "algo.autotune_alpha", "algo.target_entropy",
+                   "algo.exploration_noise", "algo.target_policy_noise",
+                   "algo.target_noise_clip", "algo.replay_in_checkpoint")
+
+
+def _changed_keys(cfg: Config, keys: tuple[str, ...]) -> list[str]:
+    defaults = Config()
+    return [k for k in keys
+            if registry.cfg_value(cfg, k) != registry.cfg_value(defaults, k)]
+
+
+def _check_family_keys(cfg: Config) -> None:
+    off_policy = registry.ALGORITHMS[cfg.algo.name].off_policy
+    keys = _changed_keys(cfg, ON_POLICY_KEYS if off_policy else OFF_POLICY_KEYS)
+    if keys:
+        family = "on-policy" if off_policy else "off-policy (SAC and TD3)"
+        raise ConfigError(f"{', '.join(keys)} {'is' if len(keys) == 1 else 'are'} for "
+                          f"{family} algorithms, and algo.name={cfg.algo.name} does not read "
+                          f"{'it' if len(keys) == 1 else 'them'}: remove "
+                          f"{'it' if len(keys) == 1 else 'them'} or choose another algo.name")
+    if off_policy and cfg.model.core != "none":
+        raise ConfigError(f"algo.name={cfg.algo.name} has no recurrent policies: set "
+                          f"model.core=none")
+    if off_policy and not cfg.model.shared_trunk:
+        raise ConfigError(f"algo.name={cfg.algo.name} always has a separate actor and twin "
+                          f"critics; model.shared_trunk=false does not apply: remove it")
+    if off_policy and cfg.algo.batch_size > cfg.algo.buffer_size:
+        raise ConfigError(f"algo.batch_size ({cfg.algo.batch_size}) must be at most "
+                          f"algo.buffer_size ({cfg.algo.buffer_size})")
 
 
 def _check_ppo_and_normalization(cfg: Config) -> None:

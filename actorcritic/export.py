@@ -19,6 +19,10 @@ The graph acts for a batch of N observations (a dynamic axis named `batch`):
                         to the Box
            state_out_<i> recurrent agents only: the state to pass as state_in_<i> next step
 
+SAC and TD3 agents export their deterministic actor: input `obs`, outputs `value` (the lower
+of the twin critics' values of the action) and `action` (SAC: the squashed mean; TD3: the
+actor's output; both scaled to the Box).
+
 The graph is written by PyTorch's torch.export-based exporter (`dynamo=True`) at opset 18
 by default. Before the file is written, the graph runs in ONNX Runtime on real observations
 of the agent's env, next to the torch model, carrying the recurrent state over several steps
@@ -150,6 +154,35 @@ class OneStep(nn.Module):
         return (obs, first, *self.model.initial_state(n))
 
 
+class DeterministicActorStep(nn.Module):
+    """SAC's or TD3's model for one step: obs [N, D] -> (value [N], action [N, A])."""
+
+    num_state = 0
+    box = True
+    input_names = ["obs"]
+    output_names = ["value", "action"]
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        action, value = self.model(obs)
+        return value, action
+
+    def example_inputs(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (obs,)
+
+
+def one_step(model: nn.Module, action_space: gym.Space) -> OneStep | DeterministicActorStep:
+    """The graph's module: the acting step of an ActorCritic, or an off-policy actor's."""
+    from actorcritic.models.off_policy import OffPolicyActorCritic
+
+    if isinstance(model, OffPolicyActorCritic):
+        return DeterministicActorStep(model)
+    return OneStep(model, action_space)
+
+
 def float32_copy(model: ActorCritic) -> tuple[ActorCritic, list[str]]:
     """An eval-mode copy whose encoders run in float32 (bfloat16 autocast off)."""
     model = copy.deepcopy(model).eval()
@@ -162,7 +195,7 @@ def float32_copy(model: ActorCritic) -> tuple[ActorCritic, list[str]]:
     return model, notes
 
 
-def to_onnx(step: OneStep, obs_space: gym.Space, opset: int, metadata: dict[str, str]) -> bytes:
+def to_onnx(step: OneStep | DeterministicActorStep, obs_space: gym.Space, opset: int, metadata: dict[str, str]) -> bytes:
     """Export `step` for a dynamic batch; return the serialized ModelProto."""
     obs = torch.as_tensor(np.zeros((2, *obs_space.shape), dtype=obs_space.dtype))
     args = step.example_inputs(obs)
@@ -229,7 +262,7 @@ def _compare(name: str, got: np.ndarray, want: np.ndarray, logits: np.ndarray | 
                           f"exported faithfully; nothing was written")
 
 
-def check_against_runtime(session, step: OneStep, cfg: Config, steps: int = 8,
+def check_against_runtime(session, step: OneStep | DeterministicActorStep, cfg: Config, steps: int = 8,
                           num_envs: int = 2, seed: int = 12345) -> tuple[int, dict[str, float]]:
     """Run torch and ONNX Runtime side by side on `steps` batches of real observations.
 
@@ -289,7 +322,7 @@ def export_model(model: ActorCritic, cfg: Config, obs_space: gym.Space, action_s
     require_onnx()
     out = check_output(out, opset)
     model, notes = float32_copy(model)
-    step = OneStep(model, action_space).eval()
+    step = one_step(model, action_space).eval()
     names = state_names(model)
     metadata = {"actorcritic.version": __version__, "actorcritic.env_id": cfg.env.id,
                 "actorcritic.observation": f"{obs_space.dtype} {tuple(obs_space.shape)}",

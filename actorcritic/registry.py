@@ -8,7 +8,8 @@ runs the placement's entry point (`runner_for`). Nothing else dispatches on
 `algo.name` or `run.backend`.
 
 Adding an algorithm is one module with an entry point `run(session, model, resume)` and
-one `Algorithm` here.
+one `Algorithm` here (with the function that builds its model, when it is not the
+ActorCritic of models/actor_critic.py).
 
     algorithm   placement   backend   what runs
     a2c, ppo    sync        local     one process steps the envs, acts and learns
@@ -20,6 +21,8 @@ one `Algorithm` here.
     impala      actors      local     actor processes send trajectories; V-trace learner
     impala      actors      ray       the same actors as Ray actors
     a3c_ps      actors      ray       Ray actors send gradients to one parameter server
+    sac, td3    replay      local     one process steps the envs into a replay buffer and
+                                      learns from minibatches of it
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ SELECTORS: dict[str, dict[str, Any]] = {"processes": {"algo.processes": 2},
 class Placement:
     """Where an algorithm's sampling and learning run."""
 
-    name: str      # sync | overlap | processes | workers | actors
+    name: str      # sync | overlap | processes | workers | actors | replay
     backend: str   # local | ray
     runner: str    # "module:function", called as function(session, model, resume)
     summary: str
@@ -56,6 +59,11 @@ class Algorithm:
     name: str
     summary: str
     placements: tuple[Placement, ...]  # the first is the one used when no key selects another
+    off_policy: bool = False  # learns from a replay buffer (reads the off-policy algo keys)
+    model: str = "actorcritic.models.actor_critic:build_actor_critic"  # "module:function"
+    # "module:function" called with (cfg, obs_space, action_space) before anything is
+    # written: refuses spaces the algorithm cannot learn on ("": any space the model takes)
+    check_spaces: str = ""
 
     def placement(self, name: str, backend: str) -> Placement | None:
         return next((p for p in self.placements if (p.name, p.backend) == (name, backend)),
@@ -65,6 +73,9 @@ class Algorithm:
 _VECTOR = "actorcritic.algorithms.compose:run_vector"
 _RAY = "actorcritic.distributed.ray_backend:run_ray"
 _RAY_VECTOR = "actorcritic.distributed.ray_envs:run_vector_on_ray"
+_OFF_POLICY = "actorcritic.algorithms.off_policy:run_off_policy"
+_OFF_POLICY_MODEL = "actorcritic.models.off_policy:build_off_policy_model"
+_REPLAY_FITS = "actorcritic.algorithms.off_policy:check_replay_fits"
 
 
 def _vector_placements(processes: bool) -> tuple[Placement, ...]:
@@ -97,6 +108,13 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
                Placement("actors", "ray", _RAY, "Ray actors send trajectories"))),
     Algorithm("a3c_ps", "A3C with a parameter server: Ray actors send gradients to one learner",
               (Placement("actors", "ray", _RAY, "Ray actors send gradients"),)),
+    *(Algorithm(name, summary, (Placement("replay", "local", _OFF_POLICY, "one process steps "
+                                          "the envs, stores transitions in a replay buffer and "
+                                          "learns from minibatches of it", in_process=True),),
+                off_policy=True, model=_OFF_POLICY_MODEL, check_spaces=_REPLAY_FITS)
+      for name, summary in (
+          ("sac", "soft actor-critic: twin critics, a squashed Gaussian actor, tuned entropy"),
+          ("td3", "twin delayed DDPG: twin critics, a deterministic actor, smoothed targets"))),
 )}
 
 
@@ -152,10 +170,26 @@ def cfg_value(cfg, key: str) -> Any:
     return getattr(getattr(cfg, section), name)
 
 
+def _imported(path: str) -> Callable[..., Any]:
+    module, function = path.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
 def runner_for(cfg) -> Callable[..., None]:
     """The entry point of the placement the config selects (imported only when used)."""
-    module, function = check(cfg).runner.split(":")
-    return getattr(importlib.import_module(module), function)
+    return _imported(check(cfg).runner)
+
+
+def model_builder(cfg) -> Callable[..., Any]:
+    """The function that builds the algorithm's model: (cfg, obs_space, action_space)."""
+    return _imported(ALGORITHMS[cfg.algo.name].model)
+
+
+def check_spaces(cfg, obs_space, action_space) -> None:
+    """Refuse, with one ConfigError, spaces (or a replay buffer) the algorithm cannot use."""
+    check = ALGORITHMS[cfg.algo.name].check_spaces
+    if check:
+        _imported(check)(cfg, obs_space, action_space)
 
 
 def requestable() -> list[tuple[str, str, str]]:

@@ -59,6 +59,7 @@ def _open_resumed(run_dir: Path, overrides: list[str] | None, env_fn, encoder):
 def _new_model(cfg: Config, spaces) -> ActorCritic:
     """The configured model, initialized from the run's seed."""
     obs_space, action_space = spaces
+    registry.check_spaces(cfg, obs_space, action_space)
     set_threads(cfg, obs_space)
     torch.manual_seed(cfg.run.seed)
     return build_model(cfg, obs_space, action_space)

@@ -38,5 +38,17 @@ class ContractEnv(gym.Env):
         return obs, float(action == 1), False, self.t >= 20, {}
 
 
+class ContractBoxEnv(ContractEnv):
+    """The same env with one continuous action in [-1, 1] (reward: the action), for the
+    off-policy algorithms (SAC, TD3)."""
+
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def step(self, action):
+        obs, _, terminated, truncated, info = super().step(1)
+        return obs, float(np.asarray(action).reshape(-1)[0]), terminated, truncated, info
+
+
 if "Contract-v0" not in gym.registry:
     gym.register("Contract-v0", entry_point=ContractEnv)
+    gym.register("ContractBox-v0", entry_point=ContractBoxEnv)

@@ -39,6 +39,11 @@ COMMON = ["env.id=contract_envs:Contract-v0", "env.backend=sync", "env.num_envs=
 # registry, so a placement added there is tried here.
 SMALL = {"a3c": ["algo.num_workers=2", "env.num_envs=1"], "impala": ["algo.num_workers=2"],
          "a3c_ps": ["algo.num_workers=2"], "ppo": ["algo.epochs=2", "algo.minibatches=2"]}
+# The off-policy algorithms act on a Box: their runs start from pendulum-sac on the same
+# env with one continuous action, a small buffer and network.
+OFF_POLICY = ["env.id=contract_envs:ContractBox-v0", "algo.learning_starts=10",
+              "algo.batch_size=8", "algo.buffer_size=1000", "model.hidden_sizes=[8,8]"]
+SMALL.update({name: OFF_POLICY for name, a in registry.ALGORITHMS.items() if a.off_policy})
 PLACEMENTS = {
     "-".join([algo, placement] + ([backend] if backend != "local" else [])):
         registry.overrides_for(algo, placement, backend) + SMALL.get(algo, [])
@@ -52,9 +57,14 @@ def env(**extra: str) -> dict:
         [str(TESTS), os.environ.get("PYTHONPATH", "")]), **extra)
 
 
+def base_preset(algorithm: str) -> str:
+    """The preset a contract run of `algorithm` starts from."""
+    return "pendulum-sac" if registry.ALGORITHMS[algorithm].off_policy else "cartpole-a2c"
+
+
 def args(run_dir: Path, placement: str, *sets: str) -> list[str]:
-    return CLI + ["cartpole-a2c", "--run-dir", str(run_dir), "--quiet", "--set",
-                  *COMMON, *PLACEMENTS[placement], *sets]
+    return CLI + [base_preset(placement.split("-")[0]), "--run-dir", str(run_dir), "--quiet",
+                  "--set", *COMMON, *PLACEMENTS[placement], *sets]
 
 
 def error_line(stderr: str) -> str:

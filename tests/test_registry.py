@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from test_contract import PLACEMENTS
+from test_contract import PLACEMENTS, base_preset
 from test_robustness import cli, one_error_line
 
 from actorcritic import registry
@@ -39,13 +39,14 @@ def test_every_requestable_combination_is_either_supported_or_refused():
         ("ppo", "sync", "local"), ("ppo", "overlap", "local"),
         ("a2c", "sync", "ray"), ("ppo", "sync", "ray"),
         ("a3c", "workers", "local"), ("impala", "actors", "local"),
-        ("impala", "actors", "ray"), ("a3c_ps", "actors", "ray")}
+        ("impala", "actors", "ray"), ("a3c_ps", "actors", "ray"),
+        ("sac", "replay", "local"), ("td3", "replay", "local")}
 
 
 @pytest.mark.parametrize("combo", SUPPORTED, ids=ids(SUPPORTED))
 def test_a_supported_combination_loads_and_is_run_by_the_contract_suite(combo):
     algorithm, placement, backend = combo
-    cfg = load_config("cartpole-a2c", BASE + registry.overrides_for(*combo))
+    cfg = load_config(base_preset(algorithm), BASE + registry.overrides_for(*combo))
     assert registry.placement_of(cfg) == placement
     assert registry.check(cfg) is registry.ALGORITHMS[algorithm].placement(placement, backend)
     contract_id = "-".join([algorithm, placement] + ([backend] if backend != "local" else []))

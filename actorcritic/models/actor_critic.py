@@ -133,10 +133,19 @@ class ActorCritic(nn.Module):
         return action, logp, value[0], state
 
 
-def build_model(cfg: Config, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
-    """The configured model for these spaces; an impossible combination is a ConfigError."""
+def build_actor_critic(cfg: Config, obs_space: gym.Space, action_space: gym.Space
+                       ) -> ActorCritic:
+    return ActorCritic(obs_space, action_space, cfg.model)
+
+
+def build_model(cfg: Config, obs_space: gym.Space, action_space: gym.Space) -> nn.Module:
+    """The configured algorithm's model for these spaces (the registry names its builder:
+    ActorCritic, or SAC's and TD3's actor and twin critics); an impossible combination is a
+    ConfigError."""
+    from actorcritic import registry
+
     try:
-        return ActorCritic(obs_space, action_space, cfg.model)
+        return registry.model_builder(cfg)(cfg, obs_space, action_space)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

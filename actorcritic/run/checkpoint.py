@@ -104,13 +104,17 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 # ---------------------------------------------------------------- optimizer state
 
-def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str = "optim"
+                      ) -> tuple[dict[str, torch.Tensor], dict]:
+    """The optimizer's tensors under `prefix.` and its scalars and hyperparameters (JSON).
+    A learner with several optimizers (SAC: actor, critics, temperature) gives each its own
+    prefix."""
     sd = opt.state_dict()
     tensors, scalars = {}, {}
     for idx, st in sd["state"].items():
         for key, value in st.items():
             if torch.is_tensor(value):
-                tensors[f"optim.{idx}.{key}"] = value
+                tensors[f"{prefix}.{idx}.{key}"] = value
             else:
                 scalars[f"{idx}.{key}"] = value
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
@@ -122,14 +126,16 @@ def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tenso
 KERNEL_KEYS = ("foreach", "fused", "capturable", "differentiable")
 
 
-def load_optimizer(opt: torch.optim.Optimizer, ckpt: Checkpoint) -> None:
-    """The checkpoint's optimizer state and hyperparameters, keeping `opt`'s kernel choices."""
+def load_optimizer(opt: torch.optim.Optimizer, ckpt: Checkpoint, prefix: str = "optim",
+                   meta_key: str = "optimizer") -> None:
+    """The checkpoint's optimizer state and hyperparameters, keeping `opt`'s kernel choices
+    (`prefix` and `meta_key`: where `optimizer_tensors` put them)."""
     kernels = [{k: g[k] for k in KERNEL_KEYS if k in g} for g in opt.param_groups]
     state: dict[int, dict[str, Any]] = {}
-    for key, value in ckpt.section("optim").items():
+    for key, value in ckpt.section(prefix).items():
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = value
-    meta = ckpt.meta["optimizer"]
+    meta = ckpt.meta[meta_key]
     for key, value in meta["scalars"].items():
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = value

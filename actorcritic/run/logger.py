@@ -19,6 +19,9 @@ SCALARS = [
     "eval/mean_return", "charts/win_rate_100", "diag/policy_lag",
     "losses/approx_kl", "losses/clipfrac", "diag/ppo_epochs", "diag/ppo_minibatch_steps",
     "diag/clip_coef",
+    # SAC and TD3
+    "losses/critic", "losses/actor", "losses/alpha", "charts/alpha", "diag/q_mean",
+    "replay/size",
 ]
 # win: 1/0 where the env reports one (football), else empty. Files from before this column
 # read the same (readers use .get); a resumed run rewrites their header (_truncate_csv).

@@ -70,7 +70,7 @@ def checkpoint_writer(session, model: nn.Module, sampler: Sampler, learner: Lear
     best checkpoint holds the parameters its evaluator played, not the newer ones."""
 
     def write(name: str, model_snapshot: dict[str, torch.Tensor] | None = None) -> None:
-        meta: dict = {}
+        meta: dict = {"checkpoint": name}  # the sampler may keep what resume needs out of best
         with learner.holding_still():
             tensors = dict(model_snapshot) if model_snapshot is not None \
                 else model_tensors(model)

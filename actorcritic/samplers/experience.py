@@ -3,9 +3,10 @@
     Collected.data     made by                                      read by
     Rollout            SyncSampler, OverlapSampler (samplers/)      A2C and PPO learners,
                                                                     each A3C worker's learner
-    list[Trajectory]   TrajectorySampler (samplers/actors.py)       IMPALA's learner
-    WorkerGradient     TrajectorySampler on Ray (a3c_ps)            the parameter server
+    list[Trajectory]   ActorsSampler (samplers/actors.py)          IMPALA's learner
+    WorkerGradient     ActorsSampler on Ray (a3c_ps)               the parameter server
     None               A3CSampler: the workers applied the update   A3C's main process
+    Replay             ReplaySampler (samplers/replay.py)           SAC's and TD3's learners
 
 Trajectories and gradients cross process and machine boundaries (pipes, Ray), so they
 hold NumPy arrays and plain numbers.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from actorcritic.envs.vector import Episode
+from actorcritic.samplers.replay_buffer import ReplayBuffer
 from actorcritic.samplers.rollout import Rollout
 
 # The time-major fields a trajectory carries: obs and first [T+1, N, ...], the rest [T, N].
@@ -52,12 +54,21 @@ class WorkerGradient:
 
 
 @dataclass
+class Replay:
+    """What the replay sampler (samplers/replay.py) hands the learner: the buffer, and how
+    many gradient steps to take from it now (0 before `algo.learning_starts`)."""
+
+    buffer: ReplayBuffer
+    gradient_steps: int
+
+
+@dataclass
 class Collected:
     """One item from a sampler: the experience of one update, its env steps, the episodes
     that finished in it by worker, and statistics logged with the update's."""
 
     steps: int
-    data: Rollout | list[Trajectory] | WorkerGradient | None
+    data: Rollout | list[Trajectory] | WorkerGradient | Replay | None
     episodes: list[tuple[int, list[Episode]]] = field(default_factory=list)  # (worker, eps)
     stats: dict[str, float] = field(default_factory=dict)
     updates: int = 1  # 0: nothing arrived before the run was told to stop
@@ -72,6 +83,9 @@ class Collected:
 
     def gradient(self) -> WorkerGradient:
         return self._expect(WorkerGradient)
+
+    def replay(self) -> Replay:
+        return self._expect(Replay)
 
     def _expect(self, kind: type):
         if not isinstance(self.data, kind):
