@@ -263,3 +263,41 @@ def test_actions_are_in_the_box_and_greedy_is_deterministic(algo):
     greedy = model.act(obs, None, (), greedy=True)[0]
     assert torch.equal(greedy, model.act(obs, None, (), greedy=True)[0])
     assert not torch.equal(greedy, action)
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_one_learner_step_computes_its_critic_loss_from_the_target_networks(algo):
+    """The learner's wiring: its critic loss on a fixed batch equals the loss written out
+    here from the target networks it holds, with the batch's terminated flags."""
+    from actorcritic.algorithms.sac import SACLearner
+    from actorcritic.algorithms.td3 import TD3Learner
+
+    cfg = load_config("pendulum-sac", [f"algo.name={algo}", "model.hidden_sizes=[16,16]",
+                                       "algo.gamma=0.9", "algo.reward_scale=2.0"])
+    space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+    torch.manual_seed(0)
+    model = build_model(cfg, box(3), space)
+    learner = (SACLearner if algo == "sac" else TD3Learner)(model, cfg, torch.device("cpu"), 1)
+    batch = {"obs": torch.randn(6, 3), "actions": torch.rand(6, 1) * 4 - 2,
+             "rewards": torch.randn(6), "next_obs": torch.randn(6, 3),
+             "terminated": torch.tensor([False, True, False, False, True, False])}
+    torch.manual_seed(1)  # the noise the learner will draw for its target
+    with torch.no_grad():  # written out before the step moves actor, critics and targets
+        if algo == "sac":
+            a, logp = model.sample_action(batch["next_obs"])
+            q = learner.target_critics(batch["next_obs"], a)
+            soft = q.min(0).values - 1.0 * logp  # alpha starts at init_alpha = 1
+        else:
+            unit = learner.target.policy(learner.target.features(batch["next_obs"]))
+            noise = (torch.randn(unit.shape) * 0.2).clamp(-0.5, 0.5)
+            a = (unit + noise).clamp(-1, 1) * 2.0
+            soft = learner.target.critics(batch["next_obs"], a).min(0).values
+        y = torch.stack([2.0 * batch["rewards"][i]
+                         + (0.0 if batch["terminated"][i] else 0.9 * soft[i]) for i in range(6)])
+        q = model.critics(batch["obs"], batch["actions"])
+        want = sum(((q[k] - y) ** 2).mean() for k in range(2))
+    torch.manual_seed(1)
+    stats = learner.gradient_step(batch, update=1)
+    assert learner.gradient_steps == 1
+    assert "losses/critic" in stats and "diag/q_mean" in stats
+    assert stats["losses/critic"].item() == pytest.approx(want.item(), rel=1e-5)

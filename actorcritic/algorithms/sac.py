@@ -28,6 +28,7 @@ from actorcritic.algorithms.twin_critics import (
     bootstrap_target,
     check_finite_loss,
     clip_grads,
+    frozen,
     polyak_update,
     twin_critic_loss,
 )
@@ -114,11 +115,8 @@ class SACLearner(Optimizers):
     def _actor_step(self, obs: torch.Tensor, alpha: torch.Tensor, update: int) -> Stats:
         algo, opt = self.cfg.algo, self.optimizers
         action, logp = self.model.sample_action(obs)
-        self.model.critics.requires_grad_(False)  # no critic weight gradients to compute
-        try:
+        with frozen(self.critic_params):
             actor_loss = sac_actor_loss(self.model.critics(obs, action), logp, alpha)
-        finally:
-            self.model.critics.requires_grad_(True)
         if self.cfg.run.nan_guard:
             check_finite_loss(actor_loss, "actor", update)
         opt["actor"].zero_grad(set_to_none=True)

@@ -24,6 +24,7 @@ from actorcritic.algorithms.twin_critics import (
     bootstrap_target,
     check_finite_loss,
     clip_grads,
+    frozen,
     polyak_update,
     twin_critic_loss,
 )
@@ -103,11 +104,8 @@ class TD3Learner(Optimizers):
 
     def _actor_step(self, obs: torch.Tensor, update: int) -> torch.Tensor:
         model, opt = self.model, self.optimizers
-        model.critics.requires_grad_(False)  # no critic weight gradients to compute
-        try:
-            actor_loss = td3_actor_loss(model.critics(obs, model.greedy_action(obs))[0])
-        finally:
-            model.critics.requires_grad_(True)
+        with frozen(self.critic_params):
+            actor_loss = td3_actor_loss(model.critics.first(obs, model.greedy_action(obs)))
         if self.cfg.run.nan_guard:
             check_finite_loss(actor_loss, "actor", update)
         opt["actor"].zero_grad(set_to_none=True)

@@ -33,6 +33,19 @@ def bootstrap_target(rewards: torch.Tensor, terminated: torch.Tensor, next_value
     return rewards + gamma * (~terminated).float() * next_value
 
 
+@contextlib.contextmanager
+def frozen(params: list[torch.Tensor]):
+    """No weight gradients for `params` inside (the actor's loss backpropagates through the
+    critics to the action only; Stable-Baselines3 computes and discards these)."""
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def check_finite_loss(loss: torch.Tensor, name: str, update: int) -> None:
     if not torch.isfinite(loss):
         raise NonFiniteError(f"non-finite {name} loss at update {update} ({name} "

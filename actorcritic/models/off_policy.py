@@ -142,6 +142,10 @@ class TwinQ(nn.Module):
         x = torch.cat([obs.flatten(1).float(), action], -1)
         return torch.stack([self.q1(x), self.q2(x)])
 
+    def first(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The first network's Q values [B] alone (TD3's actor loss reads only them)."""
+        return self.q1(torch.cat([obs.flatten(1).float(), action], -1))
+
 
 class OffPolicyActorCritic(nn.Module):
     """SAC's or TD3's actor and twin critics (see the module docstring)."""
