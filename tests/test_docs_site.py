@@ -15,7 +15,7 @@ import pytest
 from actorcritic import config
 
 ROOT = Path(__file__).resolve().parent.parent
-ALGORITHM_PAGES = ("a2c", "a3c", "ppo", "impala", "a3c-ps", "ray")
+ALGORITHM_PAGES = ("a2c", "a3c", "ppo", "impala", "sac", "td3", "a3c-ps", "ray")
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,8 @@ def test_every_algorithm_has_its_page(site):
     assert "<code>pong-a2c-tuned</code>" in a2c and "zoo/pong-a2c-tuned/curve.png" in a2c
     assert (site / "zoo" / "pong-a2c-tuned" / "curve.png").is_file()
     assert "<code>pendulum-ppo</code>" in page(site, "algorithms/ppo")
+    assert "<code>pendulum-sac</code>" in page(site, "algorithms/sac")
+    assert "<code>hopper-td3</code>" in page(site, "algorithms/td3")
 
 
 def test_the_configuration_reference_has_every_key(site):

@@ -204,7 +204,8 @@ def test_list_choices_and_the_builtin_spaces_validate():
     )
 
     for algo, preset in (("a2c", "cartpole-a2c"), ("a3c", "cartpole-a3c"),
-                         ("impala", "cartpole-impala")):
+                         ("impala", "cartpole-impala"), ("sac", "pendulum-sac"),
+                         ("td3", "hopper-td3")):
         check_space(load_space(builtin_space_path(algo)), load_config(preset), [])
     space = parse_space("test", {"params": {
         "model.hidden_sizes": {"type": "categorical", "choices": [[64, 64], [32]]},
