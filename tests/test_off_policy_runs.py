@@ -122,3 +122,20 @@ def test_pendulum_sac_learns_within_its_budget(tmp_path):
                     overrides=["run.stop_eval_return=-200", "run.eval_episodes=0"])
     assert summary["stop_reason"] == "stop_eval_return", summary
     assert summary["env_steps"] <= 20_000
+
+
+@pytest.mark.slow
+def test_eval_video_report_and_plot_take_an_off_policy_run(trained, tmp_path, capsys):
+    import json
+
+    from actorcritic.cli import main
+
+    assert main(["eval", str(trained), "--episodes", "1", "--json",
+                 "--video", str(tmp_path / "v")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["episodes"] == 1 and result["mean_length"] == 200
+    assert (tmp_path / "v" / "episode_000.mp4").stat().st_size > 1000
+    assert main(["report", str(trained)]) == 0
+    assert "pendulum-sac" in capsys.readouterr().out
+    assert main(["plot", str(trained), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 1000
