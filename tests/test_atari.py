@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 
+from actorcritic import zoo
 from actorcritic.config import EnvConfig, load_config
 from actorcritic.envs import is_atari, make_vector_env
 from actorcritic.envs.atari import atari_game, make_atari_env
@@ -282,3 +284,32 @@ def test_kungfu_attacks_on_a_press_not_while_the_button_is_held():
         assert game(lambda t: kick if t % 2 == 0 else crouch) >= 1000
     finally:
         env.close()
+
+
+ATARI_AGENTS = [a for a in zoo.agent_dirs()
+                if is_atari(yaml.safe_load((a / "config.yaml").read_text())["env"]["id"])]
+
+
+@pytest.mark.parametrize("agent_dir", ATARI_AGENTS, ids=[a.name for a in ATARI_AGENTS])
+def test_each_atari_agents_preprocessing_is_the_same_on_envpool_and_gymnasium(agent_dir):
+    """Every shipped Atari agent's own preprocessing (frame skip, crop, resize, grayscale,
+    frame stack), frame by frame on EnvPool, where the agents trained, and on Gymnasium's
+    ALE env, where `actorcritic eval` and the zoo guard play them: the same observations
+    for 120 steps of the same random actions. What makes the two play one game is set as in
+    MATCH (one no-op at reset, no FIRE at reset), with no sticky actions and no episodic
+    life (the backends handle the reset step after a lost life differently). An agent that
+    trained on the Gymnasium path (kungfu-lstm-a2c: its crop needs those wrappers) plays
+    on the path it trained on."""
+    env = yaml.safe_load((agent_dir / "config.yaml").read_text())["env"]
+    if env["backend"] != "envpool":  # trained on the Gymnasium path it is evaluated on
+        assert env["backend"] in ("sync", "async") and env["eval_backend"] in ("auto", "sync")
+        return
+    settings = {k: env[k] for k in ("id", "frame_skip", "frame_stack", "resize", "crop",
+                                    "grayscale")}
+    settings.update(noop_max=1, fire_reset=False, sticky_actions=0.0, episodic_life=False)
+    space, ref, _ = _frames("sync", steps=120, **settings)  # SpaceInvaders starts still
+    got_space, frames, _ = _frames("envpool", steps=120, **settings)
+    assert got_space == space
+    channels = 1 if env["grayscale"] else 3
+    assert_same_frames(frames, ref, channels=channels, stack=env["frame_stack"],
+                       zero_filled=False)
