@@ -59,17 +59,14 @@ def start_carry(session, model: nn.Module, envs, resume, envs_elsewhere: bool) -
     if resume is None:
         return carry
     torch.set_rng_state(resume.tensors["extra.rng_torch"])
-    snap = resume.meta.get("env_snapshot")
     if envs_elsewhere or "extra.carry.obs" not in resume.tensors:
         session.progress.message(
             "resume: with algo.processes > 1 or algo.overlap the envs start new episodes"
             if envs_elsewhere else
             "resume: the checkpoint holds no env state (it was written with "
             "algo.processes > 1 or algo.overlap), so the envs start new episodes")
-    elif snap is not None and env_snapshot.can_snapshot(envs):
+    elif env_snapshot.restore_from_checkpoint(envs, resume):
         restore_carry(carry, resume, device)
-        env_snapshot.restore(envs, {k: v.numpy() for k, v in resume.section("env").items()},
-                             snap)
         return carry
     else:
         session.progress.message("resume: this env backend cannot be snapshotted, so the "

@@ -97,10 +97,7 @@ def _resume(session, envs, buffer: ReplayBuffer, learner, resume, obs, reset_nex
             "so it refills from empty; learning continues at once on what it collects")
     else:
         buffer.load(resume.tensors, replay["pos"], replay["size"])
-    snap = resume.meta.get("env_snapshot")
-    if snap is not None and env_snapshot.can_snapshot(envs):
-        env_snapshot.restore(envs, {k: v.numpy() for k, v in resume.section("env").items()},
-                             snap)
+    if env_snapshot.restore_from_checkpoint(envs, resume):
         return (resume.tensors["extra.carry.obs"].numpy().copy(),
                 resume.tensors["extra.carry.reset_next"].numpy().copy())
     session.progress.message("resume: this env backend cannot be snapshotted, so the envs "

@@ -26,9 +26,9 @@ import torch
 from actorcritic.algorithms.twin_critics import (
     Optimizers,
     bootstrap_target,
-    check_finite_loss,
-    clip_grads,
+    descend,
     frozen,
+    learn_from_replay,
     polyak_update,
     twin_critic_loss,
 )
@@ -80,12 +80,8 @@ class SACLearner(Optimizers):
         self.policy_delay = algo.policy_delay or 1
 
     def update(self, collected: Collected, update: int, log_now: bool) -> Stats:
-        replay = collected.replay()
-        stats: Stats = {}
-        for _ in range(replay.gradient_steps):
-            batch = replay.buffer.sample(self.cfg.algo.batch_size, self.device)
-            stats = self.gradient_step(batch, update)
-        return stats if log_now else {}
+        return learn_from_replay(collected, self.cfg.algo.batch_size, self.device,
+                                 lambda batch: self.gradient_step(batch, update), log_now)
 
     def gradient_step(self, batch: dict[str, torch.Tensor], update: int) -> Stats:
         algo, model, opt = self.cfg.algo, self.model, self.optimizers
@@ -98,12 +94,8 @@ class SACLearner(Optimizers):
                                        alpha, algo.gamma)
         q = model.critics(batch["obs"], batch["actions"])
         critic_loss = twin_critic_loss(q, target)
-        if self.cfg.run.nan_guard:
-            check_finite_loss(critic_loss, "critic", update)
-        opt["critic"].zero_grad(set_to_none=True)
-        critic_loss.backward()
-        clip_grads(self.critic_params, algo.max_grad_norm)
-        opt["critic"].step()
+        descend(opt["critic"], critic_loss, self.critic_params, algo.max_grad_norm, "critic",
+                update, self.cfg.run.nan_guard)
         self.gradient_steps += 1
         stats: Stats = {"losses/critic": critic_loss.detach(), "diag/q_mean": q.detach().mean(),
                         "charts/alpha": alpha}
@@ -117,19 +109,14 @@ class SACLearner(Optimizers):
         action, logp = self.model.sample_action(obs)
         with frozen(self.critic_params):
             actor_loss = sac_actor_loss(self.model.critics(obs, action), logp, alpha)
-        if self.cfg.run.nan_guard:
-            check_finite_loss(actor_loss, "actor", update)
-        opt["actor"].zero_grad(set_to_none=True)
-        actor_loss.backward()
-        clip_grads(self.actor_params, algo.max_grad_norm)
-        opt["actor"].step()
+        descend(opt["actor"], actor_loss, self.actor_params, algo.max_grad_norm, "actor",
+                update, self.cfg.run.nan_guard)
         stats: Stats = {"losses/actor": actor_loss.detach(), "losses/entropy": -logp.detach()
                         .mean()}
         if algo.autotune_alpha:
             alpha_loss = sac_alpha_loss(self.log_alpha, logp, self.target_entropy)
-            opt["alpha"].zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            opt["alpha"].step()
+            descend(opt["alpha"], alpha_loss, [self.log_alpha], 0.0, "temperature", update,
+                    self.cfg.run.nan_guard)
             stats["losses/alpha"] = alpha_loss.detach()
         return stats
 

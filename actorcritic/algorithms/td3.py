@@ -22,9 +22,9 @@ import torch
 from actorcritic.algorithms.twin_critics import (
     Optimizers,
     bootstrap_target,
-    check_finite_loss,
-    clip_grads,
+    descend,
     frozen,
+    learn_from_replay,
     polyak_update,
     twin_critic_loss,
 )
@@ -70,12 +70,8 @@ class TD3Learner(Optimizers):
         self.policy_delay = cfg.algo.policy_delay or 2
 
     def update(self, collected: Collected, update: int, log_now: bool) -> Stats:
-        replay = collected.replay()
-        stats: Stats = {}
-        for _ in range(replay.gradient_steps):
-            batch = replay.buffer.sample(self.cfg.algo.batch_size, self.device)
-            stats = self.gradient_step(batch, update)
-        return stats if log_now else {}
+        return learn_from_replay(collected, self.cfg.algo.batch_size, self.device,
+                                 lambda batch: self.gradient_step(batch, update), log_now)
 
     def gradient_step(self, batch: dict[str, torch.Tensor], update: int) -> Stats:
         algo, model, opt = self.cfg.algo, self.model, self.optimizers
@@ -89,12 +85,8 @@ class TD3Learner(Optimizers):
                                        batch["terminated"], next_q, algo.gamma)
         q = model.critics(batch["obs"], batch["actions"])
         critic_loss = twin_critic_loss(q, target)
-        if self.cfg.run.nan_guard:
-            check_finite_loss(critic_loss, "critic", update)
-        opt["critic"].zero_grad(set_to_none=True)
-        critic_loss.backward()
-        clip_grads(self.critic_params, algo.max_grad_norm)
-        opt["critic"].step()
+        descend(opt["critic"], critic_loss, self.critic_params, algo.max_grad_norm, "critic",
+                update, self.cfg.run.nan_guard)
         self.gradient_steps += 1
         stats: Stats = {"losses/critic": critic_loss.detach(), "diag/q_mean": q.detach().mean()}
         if self.gradient_steps % self.policy_delay == 0:
@@ -106,12 +98,8 @@ class TD3Learner(Optimizers):
         model, opt = self.model, self.optimizers
         with frozen(self.critic_params):
             actor_loss = td3_actor_loss(model.critics.first(obs, model.greedy_action(obs)))
-        if self.cfg.run.nan_guard:
-            check_finite_loss(actor_loss, "actor", update)
-        opt["actor"].zero_grad(set_to_none=True)
-        actor_loss.backward()
-        clip_grads(self.actor_params, self.cfg.algo.max_grad_norm)
-        opt["actor"].step()
+        descend(opt["actor"], actor_loss, self.actor_params, self.cfg.algo.max_grad_norm,
+                "actor", update, self.cfg.run.nan_guard)
         return actor_loss.detach()
 
     def add_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:

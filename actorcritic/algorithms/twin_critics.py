@@ -46,6 +46,29 @@ def frozen(params: list[torch.Tensor]):
             p.requires_grad_(True)
 
 
+def learn_from_replay(collected, batch_size: int, device: torch.device,
+                      gradient_step, log_now: bool) -> dict:
+    """A learner's `update`: the gradient steps the replay sampler asked for, each on a
+    fresh minibatch; the last one's statistics on logged updates."""
+    replay = collected.replay()
+    stats: dict = {}
+    for _ in range(replay.gradient_steps):
+        stats = gradient_step(replay.buffer.sample(batch_size, device))
+    return stats if log_now else {}
+
+
+def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor],
+            max_grad_norm: float, name: str, update: int, nan_guard: bool) -> None:
+    """One optimizer step on `loss`: stop first if it is not finite (`run.nan_guard`), then
+    backpropagate, clip (`algo.max_grad_norm`, 0: off) and step."""
+    if nan_guard:
+        check_finite_loss(loss, name, update)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    clip_grads(params, max_grad_norm)
+    optimizer.step()
+
+
 def check_finite_loss(loss: torch.Tensor, name: str, update: int) -> None:
     if not torch.isfinite(loss):
         raise NonFiniteError(f"non-finite {name} loss at update {update} ({name} "

@@ -88,3 +88,24 @@ def restore(vec_env: Any, arrays: dict[str, np.ndarray], values: dict[str, Any])
             setattr(obj, name, collections.deque(entry["deque"], maxlen=entry["maxlen"]))
         else:
             setattr(obj, name, entry["value"])
+
+
+def add_to_checkpoint(vec_env: Any, tensors: dict, meta: dict) -> None:
+    """A snapshot-able env's state into a checkpoint being written: its arrays as `env.*`
+    tensors, the rest in the JSON header (`env_snapshot`). Other envs add nothing."""
+    import torch
+
+    if can_snapshot(vec_env):
+        arrays, values = capture(vec_env)
+        tensors.update({f"env.{k}": torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+        meta["env_snapshot"] = values
+
+
+def restore_from_checkpoint(vec_env: Any, ckpt: Any) -> bool:
+    """Put the env back in the state `add_to_checkpoint` recorded; False (nothing changed)
+    when the checkpoint holds none or this env cannot be snapshotted."""
+    values = ckpt.meta.get("env_snapshot")
+    if values is None or not can_snapshot(vec_env):
+        return False
+    restore(vec_env, {k: v.numpy() for k, v in ckpt.section("env").items()}, values)
+    return True

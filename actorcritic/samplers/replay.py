@@ -82,11 +82,7 @@ class ReplaySampler:
             meta["replay"] = {"pos": self.buffer.pos, "size": self.buffer.size}
         tensors["extra.carry.obs"] = torch.as_tensor(self.obs).clone()
         tensors["extra.carry.reset_next"] = torch.as_tensor(self.reset_next).clone()
-        if env_snapshot.can_snapshot(self.envs):
-            arrays, values = env_snapshot.capture(self.envs)
-            tensors.update({f"env.{k}": torch.from_numpy(np.array(v))
-                            for k, v in arrays.items()})
-            meta["env_snapshot"] = values
+        env_snapshot.add_to_checkpoint(self.envs, tensors, meta)
 
     def stop(self) -> None:
         """Nothing steps the model but the learner here."""

@@ -6,7 +6,6 @@ time (processes.py). It hands the learner `Collected(data=Rollout)`.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -63,11 +62,7 @@ class SyncSampler:
         tensors.update(carry_tensors(self.carry))
         if self.actor is not None:
             meta["numpy_actor_rng"] = self.actor.get_state()
-        if env_snapshot.can_snapshot(self.envs):
-            arrays, values = env_snapshot.capture(self.envs)
-            tensors.update({f"env.{k}": torch.from_numpy(np.array(v))
-                            for k, v in arrays.items()})
-            meta["env_snapshot"] = values
+        env_snapshot.add_to_checkpoint(self.envs, tensors, meta)
 
     def stop(self) -> None:
         """Nothing steps the model but the learner here."""
