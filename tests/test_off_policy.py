@@ -110,8 +110,9 @@ def test_polyak_update_moves_targets_by_tau():
     assert target[0].tolist() == [1.5, 1.5] and target[1].tolist() == [[2.5]]
 
 
-def test_twin_q_members_are_independent_networks():
-    critics = TwinQ(5, [7, 7])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_twin_q_members_are_independent_networks(activation):
+    critics = TwinQ(5, [7, 7], activation)
     obs, action = torch.randn(4, 3), torch.randn(4, 2)
     q = critics(obs, action)
     assert q.shape == (2, 4)
@@ -121,7 +122,7 @@ def test_twin_q_members_are_independent_networks():
         for i, layer in enumerate(net.layers):
             h = layer(h)
             if i < len(net.layers) - 1:
-                h = torch.relu(h)
+                h = torch.relu(h) if activation == "relu" else torch.tanh(h)
         assert torch.allclose(q[k], h.squeeze(-1), atol=1e-6)
     assert not torch.equal(q[0], q[1])
 

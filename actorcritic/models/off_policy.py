@@ -1,7 +1,8 @@
 """The networks of SAC and TD3: an actor for Box actions and twin Q critics.
 
-    actor   obs -> MLP trunk -> SquashedGaussianHead (SAC) or DeterministicHead (TD3)
-    critics (obs, action) -> TwinQ: two MLPs evaluated as one batched network
+    actor   obs -> trunk (model.encoder: an MLP, or the user's encoder) ->
+            SquashedGaussianHead (SAC) or DeterministicHead (TD3)
+    critics (obs, action) -> TwinQ: two MLPs of model.hidden_sizes and model.activation
 
 Both actors produce actions in [-1, 1] and scale them to the Box (`action_scale`,
 `action_bias`), so what `act` returns is what the env takes, and the critics see actions
@@ -109,19 +110,20 @@ class DeterministicHead(nn.Module):
 
 
 class QNetwork(nn.Module):
-    """[obs, action] -> hidden layers (ReLU) -> Q value, each layer an nn.Linear with its
-    default init (as Stable-Baselines3's and CleanRL's critics)."""
+    """[obs, action] -> hidden layers -> Q value, each layer an nn.Linear with its default
+    init (as Stable-Baselines3's and CleanRL's critics); `model.activation` between them."""
 
-    def __init__(self, in_size: int, hidden_sizes: list[int]):
+    def __init__(self, in_size: int, hidden_sizes: list[int], activation: str = "relu"):
         super().__init__()
         sizes = [in_size, *map(int, hidden_sizes), 1]
         self.layers = nn.ModuleList(default_linear(i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.activation = torch.relu if activation == "relu" else torch.tanh
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Direct F.linear calls: module-call overhead is a large share of a small MLP's time.
         *hidden, last = self.layers
         for layer in hidden:
-            x = torch.relu(F.linear(x, layer.weight, layer.bias))
+            x = self.activation(F.linear(x, layer.weight, layer.bias))
         return F.linear(x, last.weight, last.bias).squeeze(-1)
 
 
@@ -132,10 +134,10 @@ class TwinQ(nn.Module):
     on the CPU than two plain stacks: 5.8 against 4.6-5.1 ms for forward and backward at
     batch 256, 256-256 hidden units, one thread.)"""
 
-    def __init__(self, in_size: int, hidden_sizes: list[int]):
+    def __init__(self, in_size: int, hidden_sizes: list[int], activation: str = "relu"):
         super().__init__()
-        self.q1 = QNetwork(in_size, hidden_sizes)
-        self.q2 = QNetwork(in_size, hidden_sizes)
+        self.q1 = QNetwork(in_size, hidden_sizes, activation)
+        self.q2 = QNetwork(in_size, hidden_sizes, activation)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Q values [2, B] of observations [B, ...] and actions [B, D]."""
@@ -162,7 +164,8 @@ class OffPolicyActorCritic(nn.Module):
         else:
             self.policy = DeterministicHead(self.actor_trunk.out_size, dim,
                                             cfg.algo.exploration_noise)
-        self.critics = TwinQ(int(np.prod(obs_space.shape)) + dim, cfg.model.hidden_sizes)
+        self.critics = TwinQ(int(np.prod(obs_space.shape)) + dim, cfg.model.hidden_sizes,
+                             cfg.model.activation)
         low = torch.as_tensor(action_space.low, dtype=torch.float32).flatten()
         high = torch.as_tensor(action_space.high, dtype=torch.float32).flatten()
         self.register_buffer("action_scale", (high - low) / 2.0)
