@@ -78,17 +78,19 @@ class Agent:
         action = self._to_env(action)
         return (action[0] if single else action), (new_state if self.recurrent else None)
 
-    def make_env(self, render_mode: str | None = None) -> gym.Env:
+    def make_env(self, render_mode: str | None = None, scenario: str | None = None
+                 ) -> gym.Env:
         """One Gymnasium env with the preprocessing of this agent's evaluation: the raw
         task (for Atari full games on the raw score, no reward clipping, no episodic
         life), with the training run's frame skip, crop, resize and frame stack.
 
-        render_mode: None or "rgb_array".
+        render_mode: None or "rgb_array". scenario: for an agent trained on several
+        football scenarios, the one the env plays.
         """
         if render_mode not in (None, "rgb_array"):
             raise UserError(f"render_mode {render_mode!r} is not supported (None or "
                             f"'rgb_array')")
-        return make_single_env(self.cfg, render=render_mode == "rgb_array")
+        return make_single_env(self.cfg, render=render_mode == "rgb_array", scenario=scenario)
 
     @property
     def evaluates_greedy(self) -> bool:
@@ -130,12 +132,24 @@ class Agent:
                 f"checkpoint={self.checkpoint})")
 
 
-def make_single_env(cfg: Config, render: bool = False) -> gym.Env:
-    """The evaluation env of `cfg` as one Gymnasium env (not a vector)."""
+def make_single_env(cfg: Config, render: bool = False, scenario: str | None = None
+                    ) -> gym.Env:
+    """The evaluation env of `cfg` as one Gymnasium env (not a vector); `scenario` picks
+    one of the scenarios of a run over several (football)."""
     from actorcritic.envs import is_atari, is_football
     from actorcritic.envs import make_single_env as make_gym_env
+    from actorcritic.envs.football_scenarios import mix_scenarios, single_scenario_env
 
     env_cfg = cfg.env
+    mix = mix_scenarios(env_cfg.id)
+    if scenario is not None and scenario not in mix:
+        raise UserError(f"scenario={scenario!r}: this agent plays "
+                        f"{', '.join(mix) if mix else 'one task'} ({env_cfg.id})")
+    if mix:
+        if scenario is None:
+            raise UserError(f"this agent plays {len(mix)} football scenarios; name one: "
+                            f"make_env(scenario=...), one of {', '.join(mix)}")
+        env_cfg = single_scenario_env(env_cfg, scenario)
     if is_atari(env_cfg.id):
         from actorcritic.envs.atari import atari_game, make_atari_env
 
@@ -144,7 +158,8 @@ def make_single_env(cfg: Config, render: bool = False) -> gym.Env:
         if env_cfg.backend != "gfootball":
             raise EnvError(f"{env_cfg.id} runs on EnvPool's football engine, which has no "
                            f"single Gymnasium env; use agent.evaluate() or actorcritic eval")
-        from actorcritic.envs.football import import_gfootball, make_gfootball_env, scenario_of
+        from actorcritic.envs.football import import_gfootball, make_gfootball_env
+        from actorcritic.envs.football_scenarios import scenario_of
 
         import_gfootball()
         return make_gfootball_env(scenario_of(env_cfg.id), env_cfg, env_cfg.representation,

@@ -160,6 +160,11 @@ def cmd_eval(args) -> int:
         if key in results[names[0]]:
             print(f"{key:16}" + "".join(f"{results[n][key]:>14.2f}" for n in names))
     print(f"{'episodes':16}" + "".join(f"{results[n]['episodes']:>14}" for n in names))
+    for scenario in results[names[0]].get("scenarios", {}):
+        cells = [results[n]["scenarios"][scenario] for n in names]
+        print(f"{scenario}: " + "; ".join(
+            f"{n} win rate {c.get('win_rate', 0.0):.2f}, goal difference "
+            f"{c['mean_return']:+.2f} over {c['episodes']} games" for n, c in zip(names, cells)))
     return 0
 
 

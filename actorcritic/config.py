@@ -71,6 +71,11 @@ class EnvConfig:
                                                   "pixels_gray"))
     time_penalty: float = _f(0.0, "football: reward subtracted every step", min=0)
     checkpoint_reward: bool = _f(False, "football: add the official checkpoint reward")
+    scenario_weights: list = _f([], "football, several scenarios in env.id: the share of "
+                                "each in the per-episode draw (empty: equal shares)")
+    scenario_curriculum: bool = _f(False, "football, several scenarios in env.id: scale each "
+                                   "scenario's share by max(1 - its win rate over its last "
+                                   "100 episodes, 0.1)")
 
 
 @dataclass
@@ -437,6 +442,7 @@ def check_consistency(cfg: Config) -> None:
     if cfg.model.encoder_kwargs and not is_import_path(cfg.model.encoder):
         raise ConfigError(f"model.encoder_kwargs is for an encoder given as module:Class; "
                           f"model.encoder is {cfg.model.encoder}")
+    _check_football_scenarios(cfg.env)
     registry.check(cfg)  # which algorithm runs on which placement and backend
     _check_family_keys(cfg)
     _check_ppo_and_normalization(cfg)
@@ -447,6 +453,32 @@ def check_consistency(cfg: Config) -> None:
         if cfg.algo.normalize_advantage:
             raise ConfigError("algo.normalize_advantage needs the whole batch's statistics; "
                               "it cannot be used with algo.processes > 1")
+
+
+def _check_football_scenarios(env: EnvConfig) -> None:
+    from actorcritic.envs.football_scenarios import (
+        check_scenario_weights,
+        is_football,
+        scenarios_of,
+    )
+    from actorcritic.errors import EnvError
+
+    if not is_football(env.id):
+        scenarios: tuple[str, ...] = ()
+    else:
+        try:
+            scenarios = scenarios_of(env.id)
+            if env.scenario_weights:
+                check_scenario_weights(env.scenario_weights, scenarios)
+        except EnvError as exc:
+            raise ConfigError(str(exc)) from None
+    if len(scenarios) < 2:
+        for key, value in (("env.scenario_weights", env.scenario_weights),
+                           ("env.scenario_curriculum", env.scenario_curriculum)):
+            if value:
+                raise ConfigError(f"{key} is for football runs over several scenarios "
+                                  f"(env.id: football/<scenario>,<scenario>... or "
+                                  f"football/academy); env.id is {env.id}")
 
 
 # Keys that only one family of algorithms reads: set away from its default with an

@@ -11,7 +11,8 @@ import pytest
 
 from actorcritic.config import EnvConfig, load_config
 from actorcritic.envs import make_vector_env
-from actorcritic.envs.football import GoalTracker, outcome_extras, scenario_of, shaped_reward
+from actorcritic.envs.football import GoalTracker, outcome_extras, shaped_reward
+from actorcritic.envs.football_scenarios import scenario_of
 from actorcritic.errors import EnvError
 from actorcritic.run.evaluate import summarize
 

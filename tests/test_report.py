@@ -273,7 +273,8 @@ def test_resume_rewrites_an_old_header_so_rows_line_up(tmp_path):
         rows = list(csv.reader(fh))
     assert rows[0] == EPISODE_COLUMNS and all(len(r) == len(EPISODE_COLUMNS) for r in rows)
     assert [r[0] for r in rows[1:]] == ["5", "9", "12", "14"]  # the row after 10 dropped
-    assert [r[-1] for r in rows[1:]] == ["", "", "1", ""]
+    win = EPISODE_COLUMNS.index("win")
+    assert [r[win] for r in rows[1:]] == ["", "", "1", ""]
     assert list(read_episodes(run).wins[2:3]) == [1.0]
 
 

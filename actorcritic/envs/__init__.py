@@ -10,6 +10,7 @@ import gymnasium as gym
 
 from actorcritic.config import EnvConfig
 from actorcritic.envs.factory import env_factory, factory_backend, make_factory_env
+from actorcritic.envs.football_scenarios import is_football
 from actorcritic.envs.mujoco_gl import prepare_rendering
 from actorcritic.envs.vector import EnvPoolVecEnv, Episode, GymVecEnv, VecEnv
 from actorcritic.envs.wrappers import HideObservation
@@ -23,10 +24,6 @@ def is_atari(env_id: str) -> bool:
     from actorcritic.envs.atari import is_atari_id
 
     return is_atari_id(env_id)
-
-
-def is_football(env_id: str) -> bool:
-    return env_id.startswith(("gfootball/", "football/"))
 
 
 def _gym_known(env_id: str) -> bool:

@@ -37,7 +37,6 @@ of the last observation (no representation shows the clock).
 from __future__ import annotations
 
 import contextlib
-import difflib
 import io
 import warnings
 from functools import partial
@@ -47,43 +46,16 @@ import gymnasium as gym
 import numpy as np
 
 from actorcritic.config import EnvConfig
+from actorcritic.envs.football_scenarios import ScenarioDraw, scenarios_of
 from actorcritic.envs.vector import EXTRAS_KEY, Episode, GymVecEnv
 from actorcritic.errors import EnvError
 from actorcritic.extras import require
 
-# The scenarios both engines ship (gfootball 2.10 `gfootball/scenarios`, EnvPool 1.2).
-SCENARIOS = (
-    "11_vs_11_competition", "11_vs_11_easy_stochastic", "11_vs_11_hard_stochastic",
-    "11_vs_11_kaggle", "11_vs_11_stochastic", "1_vs_1_easy", "5_vs_5",
-    "academy_3_vs_1_with_keeper", "academy_corner", "academy_counterattack_easy",
-    "academy_counterattack_hard", "academy_empty_goal", "academy_empty_goal_close",
-    "academy_pass_and_shoot_with_keeper", "academy_run_pass_and_shoot_with_keeper",
-    "academy_run_to_score", "academy_run_to_score_with_keeper",
-    "academy_single_goal_versus_lazy",
-)
 IMAGE_REPRESENTATIONS = ("extracted", "pixels", "pixels_gray")
 INSTALL_HINT = "run `make football` (scripts/install_gfootball.sh) to build it into .venv"
 
 
-# ---------------------------------------------------------------- ids, rewards, outcomes
-
-def scenario_of(env_id: str) -> str:
-    """`gfootball/academy_empty_goal_close-v1` or `football/academy_empty_goal_close` -> name."""
-    if env_id.startswith("gfootball/"):
-        name = env_id[len("gfootball/"):]
-        name = name[:-3] if name.endswith("-v1") else name
-    elif env_id.startswith("football/"):
-        name = env_id[len("football/"):]
-    else:
-        raise EnvError(f"'{env_id}' is not a football id (gfootball/<scenario>-v1 or "
-                       f"football/<scenario>)")
-    if name not in SCENARIOS:
-        close = difflib.get_close_matches(name, SCENARIOS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise EnvError(f"unknown football scenario '{name}' in env id '{env_id}'{hint} "
-                       f"(known: {', '.join(SCENARIOS)})")
-    return name
-
+# ---------------------------------------------------------------- rewards, outcomes
 
 def shaped_reward(scoring: Any, checkpoint: Any, cfg: EnvConfig) -> Any:
     """The training reward: scoring, plus the checkpoint reward if enabled, minus the time
@@ -130,62 +102,117 @@ class GoalTracker:
 
 class FootballEnvPoolVecEnv:
     """EnvPool's football engine: minimap observations made channel-first, shaped rewards,
-    goal-difference episode extras, and the clock end reported as truncation."""
+    goal-difference episode extras, and the clock end reported as truncation.
 
-    def __init__(self, scenario: str, cfg: EnvConfig, num_envs: int, seed: int):
-        task_id = f"gfootball/{scenario}-v1"
+    EnvPool builds one pool per task, so a run over several scenarios holds one pool of
+    `num_envs` engines per scenario, and env slot i plays its episode on engine i of the
+    pool of its scenario. A slot whose next episode is in another pool starts it with an
+    explicit reset of that engine, returned as the usual reset step (reward 0); the
+    engine it leaves stays at its episode end until the slot comes back. With one
+    scenario nothing switches and every step is one plain pool step.
+    """
+
+    def __init__(self, scenarios: tuple[str, ...], cfg: EnvConfig, num_envs: int, seed: int):
         envpool = require("envpool", "football", f"env '{cfg.id}' on env.backend=envpool")
         kwargs = dict(cfg.kwargs)
-        # EnvPool's default step limit is the scenario's game_duration (the match clock).
-        self.game_duration = int(envpool.make_spec(task_id).config.max_episode_steps)
         if cfg.max_episode_steps:
             kwargs["max_episode_steps"] = cfg.max_episode_steps
-        try:
-            self.env = envpool.make_gymnasium(task_id, num_envs=num_envs, seed=seed, **kwargs)
-        except (TypeError, ValueError) as exc:
-            raise EnvError(f"env '{task_id}' rejected env.kwargs {cfg.kwargs}: {exc}") from None
+        self.pools = []
+        # EnvPool's default step limit is the scenario's game_duration (the match clock).
+        self.game_duration = np.zeros(len(scenarios), np.int64)
+        for k, scenario in enumerate(scenarios):
+            task_id = f"gfootball/{scenario}-v1"
+            self.game_duration[k] = int(envpool.make_spec(task_id).config.max_episode_steps)
+            try:
+                self.pools.append(envpool.make_gymnasium(task_id, num_envs=num_envs,
+                                                         seed=seed + 10_000 * k, **kwargs))
+            except (TypeError, ValueError) as exc:
+                raise EnvError(f"env '{task_id}' rejected env.kwargs {cfg.kwargs}: "
+                               f"{exc}") from None
         self.cfg = cfg
         self.num_envs = num_envs
-        h, w, c = self.env.observation_space.shape
+        self.scenarios = scenarios
+        self.scenario_draw = ScenarioDraw(scenarios, cfg.scenario_weights,
+                                          cfg.scenario_curriculum, num_envs, seed)
+        h, w, c = self.pools[0].observation_space.shape
         self.single_observation_space = gym.spaces.Box(0, 255, (c, h, w), np.uint8)
-        self.single_action_space = self.env.action_space
+        self.single_action_space = self.pools[0].action_space
         self.goals = GoalTracker(num_envs)
         self._returns = np.zeros(num_envs, np.float64)
         self._lengths = np.zeros(num_envs, np.int64)
         self._reset_next = np.zeros(num_envs, bool)
+        self._current = np.zeros(num_envs, np.int64)  # scenario index each slot plays
+        self._next = np.zeros(num_envs, np.int64)     # ... and plays after its episode ends
+
+    def _draw(self, slot: int) -> int:
+        return self.scenarios.index(self.scenario_draw.draw(slot))
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        obs, _ = self.env.reset()
+        self._current[:] = [self._draw(i) for i in range(self.num_envs)]
+        self._next[:] = self._current
+        obs = np.empty((self.num_envs, *self.single_observation_space.shape), np.uint8)
+        for k, pool in enumerate(self.pools):
+            ids = np.flatnonzero(self._current == k)
+            if ids.size:
+                o, info = pool.reset(ids.astype(np.int32))
+                obs[info["env_id"]] = o.transpose(0, 3, 1, 2)
         self.goals.reset()
         self._returns[:] = 0
         self._lengths[:] = 0
         self._reset_next[:] = False
-        return np.ascontiguousarray(obs.transpose(0, 3, 1, 2))
+        return obs
+
+    def scenario_of_slots(self) -> list[str]:
+        """The scenario each env slot is playing now."""
+        return [self.scenarios[k] for k in self._current]
 
     def step(self, actions: np.ndarray):
-        obs, scoring, terminated, truncated, info = self.env.step(np.asarray(actions))
-        scoring = scoring.astype(np.float64)
+        actions = np.asarray(actions)
+        n = self.num_envs
+        obs = np.empty((n, *self.single_observation_space.shape), np.uint8)
+        scoring = np.zeros(n, np.float64)
+        terminated, truncated, clock = (np.zeros(n, bool) for _ in range(3))
+        switching = self._reset_next & (self._next != self._current)
+        self._current[switching] = self._next[switching]
+        for k, pool in enumerate(self.pools):
+            ids = np.flatnonzero((self._current == k) & ~switching)
+            if ids.size == n:
+                o, r, te, tr, info = pool.step(actions)
+            elif ids.size:
+                o, r, te, tr, info = pool.step(actions[ids], ids.astype(np.int32))
+            if ids.size:
+                at = info["env_id"]
+                obs[at], scoring[at], terminated[at], truncated[at] = \
+                    o.transpose(0, 3, 1, 2), r, te, tr
+                # The match clock ran out: a step limit, not a state the agent could see.
+                clock[at] = info["elapsed_step"] >= self.game_duration[k]
+            started = np.flatnonzero(switching & (self._current == k))
+            if started.size:  # the reset step of an episode in this pool's scenario
+                o, info = pool.reset(started.astype(np.int32))
+                obs[info["env_id"]] = o.transpose(0, 3, 1, 2)
         live = ~self._reset_next
         done = (terminated | truncated) & live
-        # The match clock ran out: a step limit, not a state the agent could see coming.
-        clock = done & (info["elapsed_step"] >= self.game_duration)
+        clock &= done
         terminated = terminated & live & ~clock
         truncated = (truncated & live) | clock
         self._returns[live] += scoring[live]
         self._lengths[live] += 1
-        outcomes = self.goals.step(scoring, done, live)
         episodes = []
-        for i, extras in outcomes.items():
-            episodes.append(Episode(i, float(self._returns[i]), int(self._lengths[i]), extras))
+        for i, extras in self.goals.step(scoring, done, live).items():
+            scenario = self.scenarios[self._current[i]]
+            episodes.append(Episode(i, float(self._returns[i]), int(self._lengths[i]), extras,
+                                    scenario))
+            self.scenario_draw.record(scenario, extras["win"])
+            self._next[i] = self._draw(i)
             self._returns[i] = 0
             self._lengths[i] = 0
         self._reset_next = done
         reward = np.where(live, shaped_reward(scoring, 0.0, self.cfg), 0.0).astype(np.float32)
-        obs = np.ascontiguousarray(obs.transpose(0, 3, 1, 2))
         return obs, reward, terminated, truncated, episodes
 
     def close(self) -> None:
-        self.env.close()
+        for pool in self.pools:
+            pool.close()
 
 
 # ---------------------------------------------------------------- official engine
@@ -207,14 +234,16 @@ class GFootballEnv(gym.Env):
 
     reward = the scoring reward; `info["checkpoint_reward"]` holds the official checkpoint
     reward of the step (0 unless `checkpoints` is on). Image observations are channel-first.
-    `render()` returns the engine's RGB frame when made with render=True.
+    `render()` returns the engine's RGB frame when made with render=True. The scenario can
+    change at each reset (`set_next_scenario`): the engine loads the scenario its config
+    names whenever it resets.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, scenario: str, representation: str = "simple115v2",
                  checkpoints: bool = False, render: bool = False,
-                 render_resolution: int = 640):
+                 render_resolution: int = 640, slot: int = 0):
         football_env = import_gfootball()
         # The pixel representations are downsampled rendered frames: they need the renderer.
         render = render or representation.startswith("pixels")
@@ -228,6 +257,7 @@ class GFootballEnv(gym.Env):
                 other_config_options=options)
         self.render_mode = "rgb_array" if render else None
         self.scenario = scenario
+        self.slot = slot  # this env's index in its vector env (set_next_scenario)
         self._image = representation in IMAGE_REPRESENTATIONS
         space = self.env.observation_space
         if self._image:
@@ -249,9 +279,16 @@ class GFootballEnv(gym.Env):
             self._rng = np.random.default_rng(seed)
         # The engine draws each episode's seed from Python's global `random` unless one is
         # set; set it from this env's generator so a seeded reset replays the same episodes.
-        self.env.unwrapped._config["game_engine_random_seed"] = int(
-            self._rng.integers(0, 2_000_000_000))
+        config = self.env.unwrapped._config
+        config["game_engine_random_seed"] = int(self._rng.integers(0, 2_000_000_000))
+        config["level"] = self.scenario
         return self._obs(self.env.reset()), {}
+
+    def set_next_scenario(self, scenarios: list[str]) -> None:
+        """The scenario of the episode the next reset starts: `scenarios[self.slot]` (one
+        list for the whole vector env, since a vector env's `call` passes the same
+        arguments to every env)."""
+        self.scenario = scenarios[self.slot]
 
     def step(self, action):
         obs, reward, done, info = self.env.step(int(action))
@@ -298,13 +335,66 @@ class FootballReward(gym.Wrapper):
 
 
 def make_gfootball_env(scenario: str, cfg: EnvConfig, representation: str,
-                       render: bool = False) -> gym.Env:
+                       render: bool = False, slot: int = 0) -> gym.Env:
     """One official-engine env: raw env, step limit, raw episode statistics, reward."""
-    env: gym.Env = GFootballEnv(scenario, representation, cfg.checkpoint_reward, render)
+    env: gym.Env = GFootballEnv(scenario, representation, cfg.checkpoint_reward, render,
+                                slot=slot)
     if cfg.max_episode_steps:
         env = gym.wrappers.TimeLimit(env, cfg.max_episode_steps)
     env = gym.wrappers.RecordEpisodeStatistics(env)
     return FootballReward(env, cfg)
+
+
+class GFootballVecEnv:
+    """The official engine's envs (a `GymVecEnv`, in this process or one process each)
+    with the scenario of each episode drawn here, where the episodes end: the draw tells
+    the envs whose episode ended which scenario their next reset loads, and labels every
+    finished episode with the scenario it played."""
+
+    def __init__(self, envs: GymVecEnv, scenarios: tuple[str, ...], cfg: EnvConfig, seed: int):
+        self.envs = envs
+        self.num_envs = envs.num_envs
+        self.single_observation_space = envs.single_observation_space
+        self.single_action_space = envs.single_action_space
+        self.scenario_draw = ScenarioDraw(scenarios, cfg.scenario_weights,
+                                          cfg.scenario_curriculum, self.num_envs, seed)
+        self.several = len(scenarios) > 1
+        self._current = [scenarios[0]] * self.num_envs
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        self._current = [self.scenario_draw.draw(i) for i in range(self.num_envs)]
+        self._send()
+        return self.envs.reset(seed=seed)
+
+    def scenario_of_slots(self) -> list[str]:
+        """The scenario each env slot is playing now."""
+        return list(self._current)
+
+    def step(self, actions: np.ndarray):
+        obs, reward, terminated, truncated, episodes = self.envs.step(actions)
+        changed = False
+        for ep in episodes:
+            ep.scenario = self._current[ep.env_index]
+            self.scenario_draw.record(ep.scenario, ep.extras.get("win", 0.0))
+            nxt = self.scenario_draw.draw(ep.env_index)
+            changed |= nxt != ep.scenario
+            self._current[ep.env_index] = nxt
+        if changed:
+            self._send()
+        return obs, reward, terminated, truncated, episodes
+
+    def _send(self) -> None:
+        if self.several:
+            self.envs.env.call("set_next_scenario", self._current)
+
+    def close(self) -> None:
+        self.envs.close()
+
+    def render_fps(self) -> int:
+        return self.envs.render_fps()
+
+    def render_first(self) -> np.ndarray | None:
+        return self.envs.render_first()
 
 
 # ---------------------------------------------------------------- dispatch
@@ -313,7 +403,7 @@ def make_football_vector_env(cfg: EnvConfig, n: int, seed: int, mode: str, backe
                              render: bool):
     """Football envs for `make_vector_env` (mode changes nothing: football has no lives and
     no reward clipping; metrics always use the raw scoring reward)."""
-    scenario = scenario_of(cfg.id)
+    scenarios = scenarios_of(cfg.id)
     if cfg.hide_obs:
         raise EnvError("env.hide_obs is not supported for football envs")
     if backend == "envpool" and not render:
@@ -324,7 +414,7 @@ def make_football_vector_env(cfg: EnvConfig, n: int, seed: int, mode: str, backe
         if cfg.checkpoint_reward:
             raise EnvError("env.checkpoint_reward needs the official engine "
                            "(env.backend=gfootball); EnvPool's gives only the scoring reward")
-        return FootballEnvPoolVecEnv(scenario, cfg, n, seed)
+        return FootballEnvPoolVecEnv(scenarios, cfg, n, seed)
     if backend not in ("envpool", "gfootball", "sync", "async"):
         raise EnvError(f"env.backend={backend} does not run football; use envpool or gfootball")
     # Official engine. A video of an EnvPool-trained agent shows it the same minimap.
@@ -334,7 +424,8 @@ def make_football_vector_env(cfg: EnvConfig, n: int, seed: int, mode: str, backe
         raise EnvError(f"env.representation={representation} renders frames, and the engine "
                        f"renders one env per process: use env.backend=gfootball or async")
     import_gfootball()  # fail here, in this process, with the install hint
-    fns = [partial(make_gfootball_env, scenario, cfg, representation, render and i == 0)
+    fns = [partial(make_gfootball_env, scenarios[0], cfg, representation, render and i == 0, i)
            for i in range(n)]
-    return GymVecEnv(fns, asynchronous=asynchronous, step_timeout=cfg.step_timeout,
+    envs = GymVecEnv(fns, asynchronous=asynchronous, step_timeout=cfg.step_timeout,
                      env_id=cfg.id)
+    return GFootballVecEnv(envs, scenarios, cfg, seed)

@@ -95,6 +95,9 @@ def add_to_checkpoint(vec_env: Any, tensors: dict, meta: dict) -> None:
     tensors, the rest in the JSON header (`env_snapshot`). Other envs add nothing."""
     import torch
 
+    draw = getattr(vec_env, "scenario_draw", None)  # football: scenario draw, curriculum
+    if draw is not None:
+        meta["scenario_draw"] = draw.state()
     if can_snapshot(vec_env):
         arrays, values = capture(vec_env)
         tensors.update({f"env.{k}": torch.from_numpy(np.array(v)) for k, v in arrays.items()})
@@ -102,8 +105,12 @@ def add_to_checkpoint(vec_env: Any, tensors: dict, meta: dict) -> None:
 
 
 def restore_from_checkpoint(vec_env: Any, ckpt: Any) -> bool:
-    """Put the env back in the state `add_to_checkpoint` recorded; False (nothing changed)
-    when the checkpoint holds none or this env cannot be snapshotted."""
+    """Put the env back in the state `add_to_checkpoint` recorded; False when the checkpoint
+    holds none or this env cannot be snapshotted (a football env gets back its scenario
+    draw even so: the episodes it starts next follow the run's draw and curriculum)."""
+    draw = getattr(vec_env, "scenario_draw", None)
+    if draw is not None and "scenario_draw" in ckpt.meta:
+        draw.load_state(ckpt.meta["scenario_draw"])
     values = ckpt.meta.get("env_snapshot")
     if values is None or not can_snapshot(vec_env):
         return False

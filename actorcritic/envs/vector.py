@@ -31,6 +31,7 @@ class Episode:
     ret: float
     length: int
     extras: dict[str, float] = field(default_factory=dict)
+    scenario: str = ""  # the task it played, where the env has several (football)
 
 
 class VecEnv(Protocol):

@@ -12,6 +12,7 @@ import torch
 from actorcritic.config import EnvConfig
 from actorcritic.envs import make_vector_env
 from actorcritic.envs.actions import ActionAdapter
+from actorcritic.envs.football_scenarios import mix_scenarios, single_scenario_env
 from actorcritic.envs.vector import Episode
 from actorcritic.models.actor_critic import ActorCritic
 
@@ -84,10 +85,20 @@ def summarize(episodes: list[Episode]) -> dict:
 
 def evaluate_policy(model: ActorCritic, env_cfg: EnvConfig, episodes: int, greedy: bool = True,
                     seed: int = 10_000, device: torch.device | str = "cpu") -> dict:
+    """`episodes` episodes summarized. A run over several football scenarios plays
+    `episodes` games of each: the figures over all of them, and each scenario's under
+    "scenarios"."""
     was_training = model.training
     model.eval()
     try:
-        return summarize(play_episodes(model, env_cfg, episodes, greedy, seed, device))
+        mix = mix_scenarios(env_cfg.id)
+        if not mix:
+            return summarize(play_episodes(model, env_cfg, episodes, greedy, seed, device))
+        played = {s: play_episodes(model, single_scenario_env(env_cfg, s), episodes, greedy,
+                                   seed, device) for s in mix}
+        out = summarize([ep for eps in played.values() for ep in eps])
+        out["scenarios"] = {s: summarize(eps) for s, eps in played.items()}
+        return out
     finally:
         model.train(was_training)
 

@@ -23,9 +23,20 @@ SCALARS = [
     "losses/critic", "losses/actor", "losses/alpha", "charts/alpha", "diag/q_mean",
     "replay/size",
 ]
-# win: 1/0 where the env reports one (football), else empty. Files from before this column
-# read the same (readers use .get); a resumed run rewrites their header (_truncate_csv).
-EPISODE_COLUMNS = ["env_steps", "wall_seconds", "return", "length", "worker", "win"]
+# win: 1/0 where the env reports one (football), else empty; scenario: the task the
+# episode played where the env has several (football), else empty. Files from before these
+# columns read the same (readers use .get); a resumed run rewrites their header
+# (_truncate_csv).
+EPISODE_COLUMNS = ["env_steps", "wall_seconds", "return", "length", "worker", "win",
+                   "scenario"]
+
+
+def scenario_columns(scenarios: tuple[str, ...]) -> list[str]:
+    """The per-scenario charts of a run over several scenarios: the win rate and the mean
+    return (the goal difference, for football) of each scenario's last 100 training
+    episodes, and of its games in the last evaluation."""
+    return [f"scenario/{s}/{stat}" for s in scenarios
+            for stat in ("win_rate_100", "return_100", "eval_win_rate", "eval_return")]
 
 
 class ReturnWindow:
@@ -67,15 +78,47 @@ class ReturnWindow:
         self.count = data["count"]
 
 
+class ScenarioWindows:
+    """A `ReturnWindow` per scenario, for runs over several (football's scenario mix)."""
+
+    def __init__(self, scenarios: tuple[str, ...], size: int = 100):
+        self.windows = {s: ReturnWindow(size) for s in scenarios}
+
+    def add(self, ep: Episode) -> None:
+        if ep.scenario in self.windows:
+            self.windows[ep.scenario].add(ep)
+
+    def charts(self) -> dict[str, float | None]:
+        out = {}
+        for s, w in self.windows.items():
+            out[f"scenario/{s}/win_rate_100"] = w.win_rate
+            out[f"scenario/{s}/return_100"] = w.mean
+        return out
+
+    def summary(self) -> dict[str, dict]:
+        return {s: {"episodes": w.count, "win_rate_100": w.win_rate, "return_100": w.mean}
+                for s, w in self.windows.items()}
+
+    def to_json(self) -> dict:
+        return {s: w.to_json() for s, w in self.windows.items()}
+
+    def load_json(self, data: dict) -> None:
+        for s, w in data.items():
+            if s in self.windows:
+                self.windows[s].load_json(w)
+
+
 class RunLogger:
-    def __init__(self, run_dir: Path, resume_step: int | None = None):
+    def __init__(self, run_dir: Path, resume_step: int | None = None,
+                 scenarios: tuple[str, ...] = ()):
         from torch.utils.tensorboard import SummaryWriter
 
         run_dir = Path(run_dir)
         self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
         self._metrics_path = run_dir / "metrics.csv"
         self._episodes_path = run_dir / "episodes.csv"
-        metric_columns = ["env_steps", "wall_seconds"] + SCALARS
+        self._columns = SCALARS + scenario_columns(scenarios)
+        metric_columns = ["env_steps", "wall_seconds"] + self._columns
         if resume_step is not None:
             _truncate_csv(self._metrics_path, resume_step, metric_columns)
             _truncate_csv(self._episodes_path, resume_step, EPISODE_COLUMNS)
@@ -87,13 +130,13 @@ class RunLogger:
         session passes it to `scalars`), since one event per episode costs more than a
         CartPole step."""
         self._episodes[1].writerow([env_steps, f"{wall:.3f}", ep.ret, ep.length, worker,
-                                    _fmt(ep.extras.get("win"))])
+                                    _fmt(ep.extras.get("win")), ep.scenario])
 
     def scalars(self, env_steps: int, wall: float, values: dict[str, float]) -> None:
         for key, value in values.items():
             if value is not None:
                 self.tb.add_scalar(key, float(value), env_steps)
-        row = [env_steps, f"{wall:.3f}"] + [_fmt(values.get(k)) for k in SCALARS]
+        row = [env_steps, f"{wall:.3f}"] + [_fmt(values.get(k)) for k in self._columns]
         self._metrics[1].writerow(row)
         self.flush()
 

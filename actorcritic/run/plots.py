@@ -27,6 +27,21 @@ class Episodes:
     steps: np.ndarray    # env steps when each episode ended, sorted
     returns: np.ndarray
     wins: np.ndarray     # 1/0, NaN where the episode has no win flag (or the file no column)
+    scenarios: np.ndarray  # the scenario each episode played; "" where the env has one task
+
+    def scenario_win_curves(self, window: int = WINDOW
+                            ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Runs over several scenarios: each scenario's win rate over its last `window`
+        episodes, at the env steps its episodes ended."""
+        names = [s for s in dict.fromkeys(self.scenarios.tolist()) if s]
+        if len(names) < 2:
+            return {}
+        out = {}
+        for name in names:
+            mine = (self.scenarios == name) & ~np.isnan(self.wins)
+            if mine.any():
+                out[name] = (self.steps[mine], stats.rolling(self.wins[mine], window))
+        return out
 
     def win_curve(self, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray] | None:
         has = ~np.isnan(self.wins)
@@ -48,11 +63,12 @@ def read_episodes(run_dir: Path) -> Episodes:
         steps = np.array([float(r["env_steps"]) for r in rows])
         returns = np.array([float(r["return"]) for r in rows])
         wins = np.array([float(r.get("win") or "nan") for r in rows])
+        scenarios = np.array([r.get("scenario") or "" for r in rows], dtype=object)
     except (KeyError, ValueError, TypeError) as exc:
         raise RunDirError(f"{path} is not an episodes log ({type(exc).__name__}: "
                           f"{exc})") from None
     order = np.argsort(steps, kind="stable")
-    return Episodes(steps[order], returns[order], wins[order])
+    return Episodes(steps[order], returns[order], wins[order], scenarios[order])
 
 
 def aggregate_curves(curves: list[tuple[np.ndarray, np.ndarray]], stat: str = "mean",
@@ -102,10 +118,11 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None,
     `smooth`: episodes in the rolling mean over the raw returns (default auto_smooth)."""
     runs = [(Path(d).name, read_episodes(d)) for d in run_dirs]
     wins = any(ep.win_curve() is not None for _, ep in runs)
+    mixes = any(ep.scenario_win_curves() for _, ep in runs)
     smooth = smooth or auto_smooth(max(len(ep.returns) for _, ep in runs))
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 4 if wins else 3, figsize=(21 if wins else 16, 4.5),
-                             sharex=True)
+    panels = 3 + wins + mixes
+    fig, axes = plt.subplots(1, panels, figsize=(16 + 5 * (panels - 3), 4.5), sharex=True)
     for i, (label, ep) in enumerate(runs):
         if len(ep.returns) == 0:
             continue
@@ -118,16 +135,29 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None,
                      color=color, label=label)
         if ep.win_curve() is not None:
             axes[3].plot(*ep.win_curve(), lw=1.5, color=color, label=label)
+    if mixes:
+        _scenario_panel(axes[4], runs)
     names = [f"episode return (dots) and mean of {smooth}", "mean of last 100",
-             "median of last 100", "win rate of last 100"]
+             "median of last 100", "win rate of last 100",
+             "win rate of each scenario's last 100"]
     for ax, name in zip(axes, names):
         ax.set_title(name)
     axes[0].set_ylabel("return (raw score)")
-    if wins:
-        axes[3].set_ylim(-0.02, 1.02)
+    for ax in axes[3:]:
+        ax.set_ylim(-0.02, 1.02)
     path = _finish(fig, axes, out, title)
     plt.close(fig)
     return path
+
+
+def _scenario_panel(ax, runs: list[tuple[str, Episodes]]) -> None:
+    """A line per scenario (colour) and run (line style)."""
+    names = list(dict.fromkeys(n for _, ep in runs for n in ep.scenario_win_curves()))
+    for r, (label, ep) in enumerate(runs):
+        for name, curve in ep.scenario_win_curves().items():
+            tag = name if len(runs) == 1 else f"{label}: {name}"
+            ax.plot(*curve, lw=1.3, color=f"C{names.index(name) % 10}",
+                    ls=("-", "--", ":", "-.")[r % 4], label=tag)
 
 
 def plot_aggregate(run_dirs: list[Path], out: Path, title: str | None = None,

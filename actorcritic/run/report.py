@@ -98,9 +98,23 @@ def _summary_from_episodes(path: Path) -> dict:
     with open(file, newline="") as fh:
         rows = list(csv.DictReader(fh))
     last = [float(r["return"]) for r in rows[-100:]]
-    return {"status": "unfinished", "env_steps": int(float(rows[-1]["env_steps"])) if rows
-            else 0, "wall_seconds": float(rows[-1]["wall_seconds"]) if rows else 0.0,
-            "mean_return_100": float(np.mean(last)) if last else None}
+    out = {"status": "unfinished", "env_steps": int(float(rows[-1]["env_steps"])) if rows
+           else 0, "wall_seconds": float(rows[-1]["wall_seconds"]) if rows else 0.0,
+           "mean_return_100": float(np.mean(last)) if last else None}
+    by_scenario: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("scenario"):
+            by_scenario.setdefault(r["scenario"], []).append(r)
+    if len(by_scenario) > 1:
+        out["scenarios"] = {s: _window_of_rows(rs[-100:]) | {"episodes": len(rs)}
+                            for s, rs in by_scenario.items()}
+    return out
+
+
+def _window_of_rows(rows: list[dict]) -> dict:
+    wins = [float(r["win"]) for r in rows if r.get("win")]
+    return {"win_rate_100": float(np.mean(wins)) if wins else None,
+            "return_100": float(np.mean([float(r["return"]) for r in rows]))}
 
 
 def learning_key(run: Run) -> tuple:
@@ -170,6 +184,27 @@ def summarize_group(group: Group, resamples: int = stats.RESAMPLES) -> dict:
         lo, hi = stats.bootstrap_ci(np.array(evals), "iqm", resamples)
         out["eval_mean_return"].update(iqm=float(stats.iqm(np.array(evals))),
                                        ci_low=float(lo), ci_high=float(hi))
+    scenarios = per_scenario(runs)
+    if scenarios:
+        out["scenarios"] = scenarios
+    return out
+
+
+def per_scenario(runs: list[Run]) -> dict[str, dict]:
+    """Runs over several scenarios (football): each scenario's training win rate (last
+    100 of its episodes) and final-evaluation win rate and goal difference, across runs."""
+    names = list(dict.fromkeys(s for r in runs for s in r.summary.get("scenarios", {})))
+    out = {}
+    for name in names:
+        train = [r.summary.get("scenarios", {}).get(name, {}) for r in runs]
+        final = [((r.summary.get("eval") or {}).get("scenarios") or {}).get(name, {})
+                 for r in runs]
+        out[name] = {key: _spread([float(d[stat]) for d in source
+                                   if d.get(stat) is not None])
+                     for key, source, stat in (("train_win_rate_100", train, "win_rate_100"),
+                                                ("eval_win_rate", final, "win_rate"),
+                                                ("eval_goal_difference", final,
+                                                 "mean_return"))}
     return out
 
 
@@ -214,6 +249,16 @@ def fmt_iqm(s: dict) -> str:
     return f"{fmt_num(s['iqm'])} [{fmt_num(s['ci_low'])}, {fmt_num(s['ci_high'])}]"
 
 
+def scenario_table(scenarios: dict[str, dict], runs: int) -> list[str]:
+    lines = ["| scenario | train win-100 | final eval win rate | final eval goal difference |",
+             "|---|---|---|---|"]
+    for name, s in scenarios.items():
+        lines.append(f"| {name} | {fmt_spread(s['train_win_rate_100'], runs)} | "
+                     f"{fmt_spread(s['eval_win_rate'], runs)} | "
+                     f"{fmt_spread(s['eval_goal_difference'], runs)} |")
+    return lines
+
+
 def markdown(result: dict) -> str:
     groups = result["groups"]
     wins = any(g["win_rate_100"]["n"] for g in groups)
@@ -232,6 +277,10 @@ def markdown(result: dict) -> str:
         lines.append("| " + " | ".join(row) + " |")
         unfinished += [f"{r['run_dir']} ({r['status']})" for r in g["runs"]
                        if r["status"] != "finished"]
+    for g in groups:
+        if g.get("scenarios"):
+            lines += ["", f"Per scenario, {g['group']}:", ""] + scenario_table(
+                g["scenarios"], len(g["runs"]))
     m = result["method"]
     lines += ["", f"± is the {m['std']}. final eval: each run's last evaluation "
               f"(summary.json eval.mean_return). IQM: {m['iqm']}; {m['ci']} "

@@ -19,11 +19,12 @@ import torch
 import yaml
 
 from actorcritic.config import Config, config_from_dict
+from actorcritic.envs.football_scenarios import mix_scenarios
 from actorcritic.envs.vector import Episode
 from actorcritic.errors import ConfigError, RunDirError
 from actorcritic.run.checkpoint import Checkpoint, CheckpointDir, write_atomic
 from actorcritic.run.lock import LOCK_FILE, RunDirLock
-from actorcritic.run.logger import ReturnWindow, RunLogger
+from actorcritic.run.logger import ReturnWindow, RunLogger, ScenarioWindows
 from actorcritic.run.progress import Progress
 
 # Keys a resumed run may not change: they change tensor shapes or the experience stream.
@@ -117,6 +118,7 @@ class RunSession:
         self.device = device if device is not None else resolve_device(cfg.run.device)
         self.checkpoints = CheckpointDir(self.run_dir, cfg.run.keep_checkpoints)
         self.window = ReturnWindow(100)
+        self.scenario_windows = ScenarioWindows(mix_scenarios(cfg.env.id))
         self.env_steps = 0
         self.updates = 0
         self.prior_wall = 0.0
@@ -136,10 +138,12 @@ class RunSession:
             self.best_score = resume.meta.get("best_score")
             self.next_eval = resume.meta.get("next_eval", self.next_eval)
             self.window.load_json(resume.meta["window"])
+            self.scenario_windows.load_json(resume.meta.get("scenario_windows", {}))
         self._start = time.monotonic()
         self._sps_mark = (self._start, self.env_steps)
         self.sps = 0.0
-        self.logger = RunLogger(self.run_dir, resume_step=self.env_steps if resume else None)
+        self.logger = RunLogger(self.run_dir, resume_step=self.env_steps if resume else None,
+                                scenarios=tuple(self.scenario_windows.windows))
         self.progress = Progress(cfg.run.total_steps, quiet=quiet, start=self.env_steps)
         self._old_handlers: dict[int, Any] = {}
         write_atomic(self.run_dir / "config.yaml", cfg.to_yaml().encode())
@@ -163,6 +167,7 @@ class RunSession:
         wall = self.wall_seconds
         for ep in episodes:
             self.window.add(ep)
+            self.scenario_windows.add(ep)
             self.logger.episode(self.env_steps, wall, ep, worker)
         self._pending.extend(episodes)
 
@@ -181,6 +186,7 @@ class RunSession:
         row.update({"charts/sps": sps, "charts/mean_return_100": self.window.mean,
                     "charts/median_return_100": self.window.median,
                     "charts/win_rate_100": self.window.win_rate})
+        row.update(self.scenario_windows.charts())
         if self._pending:  # the episodes that finished since the last log line
             n = len(self._pending)
             row["charts/episode_return"] = sum(e.ret for e in self._pending) / n
@@ -242,6 +248,7 @@ class RunSession:
             "counters": {"env_steps": self.env_steps, "updates": self.updates,
                          "episodes": self.window.count, "wall_seconds": self.wall_seconds},
             "window": self.window.to_json(),
+            "scenario_windows": self.scenario_windows.to_json(),
             "best_score": self.best_score,
             "next_eval": self.next_eval,
         }
@@ -262,8 +269,12 @@ class RunSession:
         best checkpoint, with the parameters that were played, when it scores highest."""
         self.last_eval = result
         self._fresh_eval = True
+        values = {"eval/mean_return": result["mean_return"]}
+        for s, r in result.get("scenarios", {}).items():
+            values.update({f"scenario/{s}/eval_win_rate": r.get("win_rate"),
+                           f"scenario/{s}/eval_return": r["mean_return"]})
         self.logger.scalars(self.env_steps if steps is None else steps, self.wall_seconds,
-                            {"eval/mean_return": result["mean_return"]})
+                            values)
         if self.improved():
             self.checkpoint("best", model_snapshot)
 
@@ -340,6 +351,8 @@ class RunSession:
         }
         if self.window.win_rate is not None:
             out["win_rate_100"] = self.window.win_rate
+        if self.scenario_windows.windows:
+            out["scenarios"] = self.scenario_windows.summary()
         if final_eval is not None:
             out["eval"] = final_eval
         write_atomic(self.run_dir / "summary.json",
