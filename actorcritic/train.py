@@ -88,7 +88,9 @@ def _train_in_session(session: RunSession, model: ActorCritic, resume_ckpt) -> d
     status = "interrupted" if session.stop_reason in ("SIGINT", "SIGTERM") else "finished"
     final_eval = None
     if cfg.run.eval_episodes and status == "finished":
-        session.progress.message(f"evaluating {cfg.run.eval_episodes} episodes")
+        mix = session.scenario_windows.windows
+        session.progress.message(f"evaluating {cfg.run.eval_episodes} episodes" + (
+            f" of each of {len(mix)} scenarios" if mix else ""))
         final_eval = evaluate_policy(model, cfg.env, cfg.run.eval_episodes,
                                      greedy=cfg.run.eval_greedy, seed=cfg.run.seed + 10_000,
                                      device=session.device)
