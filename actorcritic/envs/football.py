@@ -308,9 +308,11 @@ class FootballReward(gym.Wrapper):
         outcome = self.goals.step(np.array([scoring]), done)
         if outcome:
             info[EXTRAS_KEY] = outcome[0]
-        reward = shaped_reward(scoring, info.get("checkpoint_reward", 0.0), self.cfg)
-        if np.ndim(reward):  # several players (env.players): each one's in info, the mean here
-            info[PLAYER_REWARDS_KEY] = np.asarray(reward, np.float32)
+        checkpoint = info.get("checkpoint_reward", 0.0)
+        reward = shaped_reward(scoring, checkpoint, self.cfg)
+        if np.ndim(checkpoint):  # several players (env.players): each one's in info, the mean here
+            info[PLAYER_REWARDS_KEY] = np.broadcast_to(reward, np.shape(checkpoint)).astype(
+                np.float32)
             reward = np.mean(reward)
         return obs, float(reward), terminated, truncated, info
 
