@@ -218,3 +218,21 @@ def test_onnx_export_is_the_per_row_policy(players_run, tmp_path):
     assert result.inputs == ["obs float32 [N, 115]"]
     assert result.observations == 8 * 2 * K  # 8 steps of 2 games' rows, checked equal
     assert result.max_abs_diff["logits"] < 1e-5
+
+
+@needs_gfootball
+@pytest.mark.slow  # software OpenGL start-up: ~15 CPU-seconds
+def test_video_of_a_several_player_game(tmp_path):
+    import imageio.v3 as iio
+
+    from actorcritic.models.actor_critic import ActorCritic
+    from actorcritic.run.evaluate import record_video
+
+    cfg = players_cfg(max_episode_steps=12)
+    envs = make_vector_env(cfg, num_envs=1)
+    model = ActorCritic(envs.single_observation_space, envs.single_action_space,
+                        load_config(PRESET).model)
+    envs.close()
+    [(path, frames, ret)] = record_video(model, cfg, tmp_path, episodes=1)
+    assert 2 <= frames <= 13 and ret in (-1.0, 0.0, 1.0)  # one game (<= 12 steps), its score
+    assert iio.imread(path).shape == (frames, 360, 640, 3)
