@@ -6,7 +6,9 @@
     action, state = agent.act(obs)                # state: None, or the recurrent state
 
 The agent acts on observations exactly as its environment gives them (uint8 frames for
-Atari, float vectors otherwise), one at a time or as a batch.
+Atari, float vectors otherwise), one at a time or as a batch. A football agent of several
+players (env.players: K) gets a game's [K, ...] observation from `make_env` and returns K
+actions, one per player.
 """
 
 from __future__ import annotations

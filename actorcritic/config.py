@@ -76,6 +76,11 @@ class EnvConfig:
     scenario_curriculum: bool = _f(False, "football, several scenarios in env.id: scale each "
                                    "scenario's share by max(1 - its win rate over its last "
                                    "100 episodes, 0.1)")
+    players: int = _f(1, "football: left players the agent controls, one policy shared by all: "
+                      "each player is a row of the batch with its own observation (so "
+                      "env.num_envs games give env.num_envs x players rows; run.total_steps "
+                      "counts game steps); needs the official engine, env.backend=gfootball",
+                      min=1)
 
 
 @dataclass
@@ -443,7 +448,8 @@ def check_consistency(cfg: Config) -> None:
         raise ConfigError(f"model.encoder_kwargs is for an encoder given as module:Class; "
                           f"model.encoder is {cfg.model.encoder}")
     _check_football_scenarios(cfg.env)
-    registry.check(cfg)  # which algorithm runs on which placement and backend
+    placement = registry.check(cfg)  # which algorithm runs on which placement and backend
+    _check_players(cfg, placement.several_players)
     _check_family_keys(cfg)
     _check_ppo_and_normalization(cfg)
     if cfg.algo.processes > 1:
@@ -479,6 +485,35 @@ def _check_football_scenarios(env: EnvConfig) -> None:
                 raise ConfigError(f"{key} is for football runs over several scenarios "
                                   f"(env.id: football/<scenario>,<scenario>... or "
                                   f"football/academy); env.id is {env.id}")
+
+
+def _check_players(cfg: Config, placement_ok: bool) -> None:
+    """env.players > 1: several football players under one policy (envs/football_players.py)."""
+    players, env = cfg.env.players, cfg.env
+    if players == 1:
+        return
+    if not env.id.startswith(("gfootball/", "football/")):
+        raise ConfigError(f"env.players={players} is for football envs (football/<scenario> "
+                          f"with env.backend=gfootball); env.id is {env.id}")
+    for key, fix in (("env.backend", "gfootball"), ("env.eval_backend", "auto")):
+        if registry.cfg_value(cfg, key) == "envpool":
+            raise ConfigError(f"env.players={players}: EnvPool's football engine controls one "
+                              f"player only ({key}=envpool); set {key}={fix} for the official "
+                              f"engine")
+    if env.representation.startswith("pixels"):
+        raise ConfigError(f"env.players={players}: env.representation={env.representation} "
+                          f"gives every player the same frame; use simple115v2 or extracted, "
+                          f"which mark each player's own active player")
+    if not placement_ok:
+        runs = {a.name: [p for p in a.placements if p.several_players]
+                for a in registry.ALGORITHMS.values()}
+        where = " or ".join(f"{name} ({', '.join(p.name for p in ps)})"
+                            for name, ps in runs.items() if ps)
+        backends = sorted({p.backend for ps in runs.values() for p in ps})
+        raise ConfigError(f"env.players={players} needs the games stepped in this process or "
+                          f"its helpers, which algo.name={cfg.algo.name} on run.backend="
+                          f"{cfg.run.backend} does not; use algo.name={where} on "
+                          f"run.backend={'/'.join(backends)}")
 
 
 # Keys that only one family of algorithms reads: set away from its default with an

@@ -272,12 +272,13 @@ def check_against_runtime(session, step: OneStep | DeterministicActorStep, cfg: 
     from actorcritic.envs import make_vector_env
 
     envs = make_vector_env(cfg.env, num_envs=num_envs, seed=seed, mode="eval")
+    rows = envs.num_envs  # num_envs, or games x players (env.players): the graph acts per row
     diffs: dict[str, float] = {}
     try:
         obs = envs.reset(seed=seed)
-        first = np.ones(num_envs, dtype=bool)
-        reset_next = np.zeros(num_envs, dtype=bool)
-        state = [s.numpy() for s in step.model.initial_state(num_envs)]
+        first = np.ones(rows, dtype=bool)
+        reset_next = np.zeros(rows, dtype=bool)
+        state = [s.numpy() for s in step.model.initial_state(rows)]
         ort_state = list(state)
         for t in range(steps):
             if t == steps // 2:
@@ -301,7 +302,7 @@ def check_against_runtime(session, step: OneStep | DeterministicActorStep, cfg: 
             first, reset_next = reset_next, ~reset_next & (term | trunc)
     finally:
         envs.close()
-    return steps * num_envs, diffs
+    return steps * rows, diffs
 
 
 _DTYPES = {"float": "float32", "double": "float64", "float16": "float16"}

@@ -52,6 +52,9 @@ class Placement:
     summary: str
     in_process: bool = False  # the envs and the model live in the training process only
     cpu_only: str = ""  # why it trains on the CPU whatever run.device says ("": it need not)
+    # it steps env.players > 1 football players per game as rows of one batch (its envs come
+    # from make_vector_env here or in its helpers, and it counts game steps)
+    several_players: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,13 +83,14 @@ _REPLAY_FITS = "actorcritic.algorithms.off_policy:check_replay_fits"
 
 def _vector_placements(processes: bool) -> tuple[Placement, ...]:
     out = [Placement("sync", "local", _VECTOR, "one process steps the envs, acts and learns",
-                     in_process=True),
+                     in_process=True, several_players=True),
            Placement("overlap", "local", _VECTOR, "an acting thread collects the next rollout "
                      "while the update runs (the policy acts one update behind)",
-                     in_process=True)]
+                     in_process=True, several_players=True)]
     if processes:
         out.append(Placement("processes", "local", _VECTOR, "helper processes each step a "
-                             "share of the envs; their gradients are summed into one step"))
+                             "share of the envs; their gradients are summed into one step",
+                             several_players=True))
     out.append(Placement("sync", "ray", _RAY_VECTOR, "Ray actors each step a slice of the "
                          "envs, gathered each step into one batch that this process acts on "
                          "and learns from as on sync local"))

@@ -129,9 +129,12 @@ def make_vector_env(cfg: EnvConfig, num_envs: int | None = None, seed: int = 0,
     """Build `num_envs` (default `cfg.num_envs`) envs of `cfg.id` for training or evaluation.
 
     mode="eval" gives the raw task: for Atari no episodic life and no reward clipping.
-    The returned env is reset with `seed` (env i gets seed + i).
+    The returned env is reset with `seed` (env i gets seed + i). Football with
+    env.players = K > 1 gives n games as n*K rows (`num_envs` of the result: n*K).
     """
     n = num_envs or cfg.num_envs
+    if cfg.players != 1 and not is_football(cfg.id):
+        raise EnvError(f"env.players={cfg.players} is for football envs; env.id is {cfg.id}")
     if env_factory(cfg.id) is not None:  # the user's own env factory (envs/factory.py)
         return _gym_vector_env(cfg, n, factory_backend(cfg, mode, render), render)
     backend = resolve_backend(cfg, mode)
@@ -142,6 +145,10 @@ def make_vector_env(cfg: EnvConfig, num_envs: int | None = None, seed: int = 0,
 
         return make_atari_vector_env(cfg, n, seed, mode, backend, render)
     if is_football(cfg.id):
+        if cfg.players != 1:  # several players under one policy, one row each
+            from actorcritic.envs.football_players import make_players_vector_env
+
+            return make_players_vector_env(cfg, n, seed, mode, backend, render)
         from actorcritic.envs.football import make_football_vector_env
 
         return make_football_vector_env(cfg, n, seed, mode, backend, render)

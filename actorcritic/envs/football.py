@@ -28,6 +28,9 @@ Metrics. `Episode.ret` is the raw scoring return, i.e. the goal difference; ever
 episode carries `extras = {"score_diff": d, "win": d > 0, "draw": d == 0, "loss": d < 0}`
 (as 1.0/0.0), which the run turns into `charts/win_rate_100` and the eval `win_rate`.
 
+Several players (`env.players: K`, official engine): `GFootballEnv` controls K left players
+and gives [K, ...] observations; football_players.py makes each player one row of the batch.
+
 Episode ends. The scenario decides (goal in academy scenarios, ball lost, out of play):
 `terminated`. The match clock running out (the scenario's `game_duration`) and
 `env.max_episode_steps` are step limits: `truncated`, so the learner bootstraps from the value
@@ -52,6 +55,8 @@ from actorcritic.errors import EnvError
 from actorcritic.extras import require
 
 IMAGE_REPRESENTATIONS = ("extracted", "pixels", "pixels_gray")
+# info key of a several-player env's per-player training rewards (FootballReward)
+PLAYER_REWARDS_KEY = "player_rewards"
 INSTALL_HINT = "run `make football` (scripts/install_gfootball.sh) to build it into .venv"
 
 
@@ -237,13 +242,18 @@ class GFootballEnv(gym.Env):
     `render()` returns the engine's RGB frame when made with render=True. The scenario can
     change at each reset (`set_next_scenario`): the engine loads the scenario its config
     names whenever it resets.
+
+    players > 1 controls that many left players: observations [players, ...] (each its own
+    active player), actions MultiDiscrete (one per player), the scoring reward is the team's
+    and `info["checkpoint_reward"]` is per player [players] (the engine pays each player
+    for the zones it carried the ball through itself).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, scenario: str, representation: str = "simple115v2",
                  checkpoints: bool = False, render: bool = False,
-                 render_resolution: int = 640, slot: int = 0):
+                 render_resolution: int = 640, players: int = 1, slot: int = 0):
         football_env = import_gfootball()
         # The pixel representations are downsampled rendered frames: they need the renderer.
         render = render or representation.startswith("pixels")
@@ -254,23 +264,26 @@ class GFootballEnv(gym.Env):
             self.env = football_env.create_environment(
                 env_name=scenario, representation=representation,
                 rewards="scoring,checkpoints" if checkpoints else "scoring", render=render,
-                other_config_options=options)
+                number_of_left_players_agent_controls=players, other_config_options=options)
         self.render_mode = "rgb_array" if render else None
         self.scenario = scenario
+        self.players = players
         self.slot = slot  # this env's index in its vector env (set_next_scenario)
         self._image = representation in IMAGE_REPRESENTATIONS
         space = self.env.observation_space
         if self._image:
-            h, w, c = space.shape
-            self.observation_space = gym.spaces.Box(0, 255, (c, h, w), np.uint8)
+            *k, h, w, c = space.shape
+            self.observation_space = gym.spaces.Box(0, 255, (*k, c, h, w), np.uint8)
         else:
             self.observation_space = gym.spaces.Box(-np.inf, np.inf, space.shape, np.float32)
-        self.action_space = gym.spaces.Discrete(int(self.env.action_space.n))
+        actions = self.env.action_space
+        self.action_space = gym.spaces.Discrete(int(actions.n)) if players == 1 else \
+            gym.spaces.MultiDiscrete(np.asarray(actions.nvec))
         self._rng = np.random.default_rng()
 
     def _obs(self, obs: np.ndarray) -> np.ndarray:
-        if self._image:
-            return np.ascontiguousarray(np.asarray(obs, np.uint8).transpose(2, 0, 1))
+        if self._image:  # [(players,) H, W, C] -> [(players,) C, H, W]
+            return np.ascontiguousarray(np.moveaxis(np.asarray(obs, np.uint8), -1, -3))
         return np.asarray(obs, np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -291,9 +304,11 @@ class GFootballEnv(gym.Env):
         self.scenario = scenarios[self.slot]
 
     def step(self, action):
-        obs, reward, done, info = self.env.step(int(action))
-        scoring = float(info.get("score_reward", reward))
-        info = {"checkpoint_reward": float(reward) - scoring}
+        action = int(action) if self.players == 1 else [int(a) for a in action]
+        obs, reward, done, info = self.env.step(action)
+        scoring = float(info.get("score_reward", np.mean(reward)))
+        checkpoint = np.asarray(reward, np.float64) - scoring
+        info = {"checkpoint_reward": float(checkpoint) if self.players == 1 else checkpoint}
         clock_out = False
         if done:
             raw = self.env.unwrapped.observation()
@@ -330,15 +345,21 @@ class FootballReward(gym.Wrapper):
         outcome = self.goals.step(np.array([scoring]), done)
         if outcome:
             info[EXTRAS_KEY] = outcome[0]
-        reward = shaped_reward(scoring, info.get("checkpoint_reward", 0.0), self.cfg)
+        checkpoint = info.get("checkpoint_reward", 0.0)
+        reward = shaped_reward(scoring, checkpoint, self.cfg)
+        if np.ndim(checkpoint):  # several players (env.players): each one's in info, the mean here
+            info[PLAYER_REWARDS_KEY] = np.broadcast_to(reward, np.shape(checkpoint)).astype(
+                np.float32)
+            reward = np.mean(reward)
         return obs, float(reward), terminated, truncated, info
 
 
 def make_gfootball_env(scenario: str, cfg: EnvConfig, representation: str,
                        render: bool = False, slot: int = 0) -> gym.Env:
-    """One official-engine env: raw env, step limit, raw episode statistics, reward."""
+    """One official-engine env: raw env, step limit, raw episode statistics, reward
+    (with env.players > 1 one game of that many controlled players)."""
     env: gym.Env = GFootballEnv(scenario, representation, cfg.checkpoint_reward, render,
-                                slot=slot)
+                                players=cfg.players, slot=slot)
     if cfg.max_episode_steps:
         env = gym.wrappers.TimeLimit(env, cfg.max_episode_steps)
     env = gym.wrappers.RecordEpisodeStatistics(env)
@@ -371,7 +392,11 @@ class GFootballVecEnv:
         return list(self._current)
 
     def step(self, actions: np.ndarray):
-        obs, reward, terminated, truncated, episodes = self.envs.step(actions)
+        return self.step_info(actions)[:5]
+
+    def step_info(self, actions: np.ndarray):
+        """`step`, and the engines' batched info (`GymVecEnv.step_info`)."""
+        obs, reward, terminated, truncated, episodes, info = self.envs.step_info(actions)
         changed = False
         for ep in episodes:
             ep.scenario = self._current[ep.env_index]
@@ -381,7 +406,7 @@ class GFootballVecEnv:
             self._current[ep.env_index] = nxt
         if changed:
             self._send()
-        return obs, reward, terminated, truncated, episodes
+        return obs, reward, terminated, truncated, episodes, info
 
     def _send(self) -> None:
         if self.several:

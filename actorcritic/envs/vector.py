@@ -118,6 +118,11 @@ class GymVecEnv:
         return obs
 
     def step(self, actions: np.ndarray):
+        return self.step_info(actions)[:5]
+
+    def step_info(self, actions: np.ndarray):
+        """`step`, and Gymnasium's batched info dict (a key's values [num_envs, ...] with
+        its mask `_key`: which envs gave it; a reset step gives its reset info)."""
         if self.asynchronous:
             self.env.step_async(actions)
             obs, reward, terminated, truncated, info = self._wait(self.env.step_wait, "step")
@@ -127,7 +132,8 @@ class GymVecEnv:
             except Exception as exc:
                 raise self._sync_error(exc, "step") from None
         episodes = _episodes_from_info(info) if "episode" in info else []
-        return obs, reward.astype(np.float32, copy=False), terminated, truncated, episodes
+        return (obs, reward.astype(np.float32, copy=False), terminated, truncated, episodes,
+                info)
 
     def _wait(self, wait, what: str):
         """Wait for every worker's answer (env.step_timeout); a worker's exception or

@@ -32,29 +32,33 @@ def play_episodes(model: ActorCritic, env_cfg: EnvConfig, episodes: int, greedy:
                   num_envs: int | None = None) -> list[Episode]:
     """Play exactly `episodes` full episodes, split evenly over a few envs.
 
-    Each env plays a fixed quota, so short episodes are not over-represented.
+    Each env plays a fixed quota, so short episodes are not over-represented. A football
+    env of several players (env.players) counts games: each game is that many rows of the
+    batch and ends one episode.
     """
     generator = sampling_stream(greedy, seed, device)
     n = min(episodes, num_envs or 8)
     quota = np.full(n, episodes // n)
     quota[: episodes % n] += 1
     envs = make_vector_env(env_cfg, num_envs=n, seed=seed, mode="eval")
+    rows, per_game = envs.num_envs, envs.num_envs // n  # a game's episode: at its first row
     to_env = ActionAdapter(envs.single_action_space)
     done: list[Episode] = []
     try:
         obs = torch.as_tensor(envs.reset(seed=seed), device=device)
-        first = torch.ones(n, dtype=torch.bool, device=device)
-        reset_next = torch.zeros(n, dtype=torch.bool, device=device)
-        state = model.initial_state(n, device)
+        first = torch.ones(rows, dtype=torch.bool, device=device)
+        reset_next = torch.zeros(rows, dtype=torch.bool, device=device)
+        state = model.initial_state(rows, device)
         counts = np.zeros(n, dtype=int)
         while (counts < quota).any():
             action, _, _, state = model.act(obs, first, state, greedy=greedy,
                                             generator=generator)
             obs_np, _, term, trunc, finished = envs.step(to_env(action))
             for ep in finished:
-                if counts[ep.env_index] < quota[ep.env_index]:
+                game = ep.env_index // per_game
+                if counts[game] < quota[game]:
                     done.append(ep)
-                    counts[ep.env_index] += 1
+                    counts[game] += 1
             first = reset_next.clone()
             reset_next = ~reset_next & torch.from_numpy(term | trunc).to(device)
             obs = torch.as_tensor(obs_np, device=device)
@@ -123,9 +127,10 @@ def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes
         fps = envs.render_fps()
     try:
         obs = torch.as_tensor(envs.reset(seed=seed), device=device)
+        rows = envs.num_envs  # 1, or the players of one game (env.players)
         for k in range(episodes):
-            first = torch.ones(1, dtype=torch.bool, device=device)
-            state = model.initial_state(1, device)
+            first = torch.ones(rows, dtype=torch.bool, device=device)
+            state = model.initial_state(rows, device)
             path = out_dir / f"episode_{k:03d}.mp4"
             first_frame = _first_frame(envs, env_cfg.id)
             writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=7,
@@ -137,7 +142,7 @@ def record_video(model: ActorCritic, env_cfg: EnvConfig, out_dir: Path, episodes
                 action, _, _, state = model.act(obs, first, state, greedy=greedy,
                                                 generator=generator)
                 obs_np, _, term, trunc, finished = envs.step(to_env(action))
-                first = torch.zeros(1, dtype=torch.bool, device=device)
+                first = torch.zeros(rows, dtype=torch.bool, device=device)
                 writer.append_data(envs.render_first())
                 frames += 1
                 obs = torch.as_tensor(obs_np, device=device)
