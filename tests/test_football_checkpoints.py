@@ -231,6 +231,9 @@ def test_each_episode_starts_empty_and_reset_steps_pay_nothing():
     assert cr2.step(at_goal, 0, [0], [True], live=[True])[0] == pytest.approx(1.0)
     assert cr2.step(at_goal, 0, [0], [False], live=[False])[0] == 0
     assert cr2.step(at_goal, 0, [0], [False], live=[True])[0] == pytest.approx(1.0)
+    # A step that is not live starts a new episode even without a `done` before it.
+    assert cr2.step(at_goal, 0, [0], [False], live=[False])[0] == 0
+    assert cr2.step(at_goal, 0, [0], [False], live=[True])[0] == pytest.approx(1.0)
     # `reset()` (after envs.reset()) forgets everything; `reset(ids)` only those envs.
     cr3 = CheckpointReward(2)
     cr3.step(np.stack([at_goal[0]] * 2), 0, [0, 0], [False, True])
