@@ -393,35 +393,37 @@ def test_agrees_with_the_official_engine_on_the_same_trajectory(scenario, episod
 # ---------------------------------------------------------------- (c) EnvPool's engine
 
 @needs_envpool
-def test_on_envpools_engine_with_next_step_autoreset():
-    import envpool
+def test_env_checkpoint_reward_on_envpools_engine():
+    """`env.checkpoint_reward` on EnvPool's engine, through make_vector_env (one pool per
+    scenario of a mix): the training reward of an episode is its goals plus its
+    checkpoints (10 of them by a goal), reset steps pay nothing, the raw return stays the
+    goal difference."""
+    from actorcritic.config import EnvConfig
+    from actorcritic.envs import make_vector_env
 
     n = 4
-    env = envpool.make_gymnasium("gfootball/academy_empty_goal_close-v1", num_envs=n, seed=0)
-    cr = CheckpointReward(n)
-    obs, _ = env.reset()
+    cfg = EnvConfig(id="football/academy_empty_goal_close,academy_run_to_score",
+                    backend="envpool", representation="extracted", checkpoint_reward=True)
+    envs = make_vector_env(cfg, num_envs=n, seed=0)
+    envs.reset(seed=0)
     rng = np.random.default_rng(0)
-    totals, goal = np.zeros(n), np.zeros(n, bool)
-    finished, live_seen = [], []
-    for _ in range(250):
-        actions = np.where(rng.random(n) < 0.15, SHOT, RIGHT)
-        obs, scoring, term, trunc, info = env.step(actions)
-        assert ((obs[..., 2] > 0).sum((1, 2)) == 1).all()  # one ball pixel
-        done = term | trunc
-        reward = cr.step(obs, scoring, info["ball_owned_team"], done)
-        reset_step = info["elapsed_step"] == 0
-        live_seen.append(reset_step)
-        assert not reward[reset_step].any()
-        totals += reward
-        goal |= scoring == 1
-        for i in np.flatnonzero(done):
-            finished.append((round(totals[i], 6), bool(goal[i])))
-            totals[i], goal[i] = 0, False
-    env.close()
-    assert np.any(live_seen)
-    assert sum(g for _, g in finished) >= 5
-    assert all(t == 1.0 for t, g in finished if g)              # a goal completes the 10
-    assert all(0 <= t <= 1.0 and abs(t * 10 - round(t * 10)) < 1e-6 for t, _ in finished)
+    totals, reset_next, finished = np.zeros(n), np.zeros(n, bool), []
+    try:
+        for _ in range(400):
+            actions = np.where(rng.random(n) < 0.15, SHOT, RIGHT)
+            _, reward, term, trunc, episodes = envs.step(actions)
+            assert not reward[reset_next].any()
+            totals += reward
+            for ep in episodes:
+                finished.append((ep.ret, round(totals[ep.env_index] - ep.ret, 6)))
+                totals[ep.env_index] = 0
+            reset_next = term | trunc
+    finally:
+        envs.close()
+    goals = [c for ret, c in finished if ret > 0]
+    assert len(goals) >= 5 and all(c == 1.0 for c in goals)     # a goal completes the 10
+    assert all(0 <= c <= 1.0 and abs(c * 10 - round(c * 10)) < 1e-6 for _, c in finished)
+    assert any(0 < c < 1.0 for ret, c in finished if ret <= 0)  # zones without a goal
 
 
 if __name__ == "__main__":
