@@ -47,3 +47,13 @@ def test_commit_vs_commit_reads_the_figures_of_both_table_styles():
              f"{'emulators alone':40s} {5504:8.0f} {'-':>7s}\n\nafter\n")
     assert row_cells(fixed) == {("ours, overlapped", "steps/s"): 1384.0,
                                 ("emulators alone", "steps/s"): 5504.0}
+
+
+def test_football_engines_prints_a_row_per_scenario():
+    out = subprocess.run(
+        [sys.executable, "football_engines.py", "--steps", "50", "--rounds", "1",
+         "--scenarios", "academy_empty_goal_close,academy_run_to_score"],
+        cwd=ROOT / "benchmarks", capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| academy_")]
+    assert len(rows) == 2 and all(row.count("|") >= 3 for row in rows), out.stdout
