@@ -53,6 +53,21 @@ def mean_and_eval_at_least(bar: float, within: int | None = None):
     return lambda summary, ev: mean_met(summary, ev) and eval_met(summary, ev)
 
 
+def scenario_win_rates_at_least(bars: dict[str, float], within: int | None = None):
+    """A run over several football scenarios: each scenario's evaluation win rate (its own
+    N games) at its bar, the agent trained within `within` env steps."""
+    def met(summary: dict, ev: dict) -> bool:
+        got = ev.get("scenarios", {})
+        return agent_trained_within(summary, within) and all(
+            got.get(name, {}).get("win_rate", 0.0) >= bar for name, bar in bars.items())
+    met.bars = bars
+    return met
+
+
+ACADEMY5_BARS = {"academy_empty_goal_close": 0.9, "academy_empty_goal": 0.9,
+                 "academy_run_to_score": 0.9, "academy_run_to_score_with_keeper": 0.5,
+                 "academy_pass_and_shoot_with_keeper": 0.5}
+
 STICKY_SHARE = 0.75
 
 
@@ -100,6 +115,16 @@ SCENARIOS = [
     ("spaceinvaders-a3c", "003 A3C on Atari", "training mean-100 and evaluation >= 744.5 "
      "within 10M steps; sticky >= 75% of plain", "A2C 744.5, PPO 942.5 (PPO paper) at 10M",
      published_figure_held(744.5)),
+    ("football-academy5-ppo", "000 football (its TO-DO: one model for all the maps)",
+     "one agent, within 5M steps: evaluation win rate over 100 games of each scenario >= 0.9 "
+     "(empty goal close, empty goal, run to score), >= 0.5 (run to score with keeper, pass "
+     "and shoot with keeper)", "no published result for one agent over the academy maps",
+     scenario_win_rates_at_least(ACADEMY5_BARS, 5_000_000)),
+    ("football-3v1-3players-a2c", "000 football (several players)",
+     "academy_3_vs_1_with_keeper, 3 players controlled: evaluation win rate >= 0.3 over 100 "
+     "games within 5M steps", "GRF paper at 50M steps: 0.86 (3 players), 0.68 (1 player)",
+     lambda summary, ev: (ev.get("win_rate", 0.0) >= 0.3
+                          and agent_trained_within(summary, 5_000_000))),
     ("pendulum-sac", "none (SAC, issue 34)", "greedy evaluation >= -200 within 20k env steps",
      "SAC -157.0 +- 88.7 at 20k (rl-baselines3-zoo benchmark.md)",
      eval_at_least(-200, 20_000)),
@@ -168,6 +193,28 @@ def sticky_cell(record: dict, env_id: str) -> str:
             f"({sticky['episodes']} games), {share:.0%} of plain")
 
 
+def scenario_table(name: str, met, root: Path = zoo.ROOT) -> list[str]:
+    """Per-scenario figures of an agent trained over several scenarios (football)."""
+    if zoo.find(name, root) is None:
+        return []
+    summary = zoo.read_json(root / name, "summary.json")
+    ev = zoo.read_json(root / name, "eval.json")["evaluation"]
+    if "scenarios" not in ev:
+        return []
+    bars = getattr(met, "bars", {})
+    lines = [f"Per scenario, `{name}` ({ev['scenarios'][next(iter(ev['scenarios']))]['episodes']}"
+             f" evaluation games of each):", "",
+             "| scenario | bar (win rate) | evaluation win rate | goal difference | "
+             "training win-100 |", "|---|---|---|---|---|"]
+    for scenario, result in ev["scenarios"].items():
+        train = summary.get("scenarios", {}).get(scenario, {}).get("win_rate_100")
+        bar = f">= {bars[scenario]}" if scenario in bars else "none"
+        lines.append(f"| {scenario} | {bar} | {result.get('win_rate', 0.0):.2f} | "
+                     f"{result['mean_return']:+.2f} | "
+                     f"{'–' if train is None else f'{train:.2f}'} |")
+    return [""] + lines
+
+
 def render() -> str:
     lines = [HEADER.rstrip("\n"), "",
              "| scenario | notebook | bar | met | algorithm | env steps | wall time | "
@@ -179,6 +226,8 @@ def render() -> str:
         lines.append(line)
         if note:
             notes.append(note)
+    for name, _, _, _, met in SCENARIOS:
+        lines += scenario_table(name, met)
     lines += ["", "How each agent was trained (the exact command, the date, the commit and "
               "the machine):", ""] + notes
     return "\n".join(lines) + "\n"

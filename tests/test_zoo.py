@@ -78,6 +78,12 @@ def test_zoo_agent_still_scores(agent_dir):
     assert result["mean_return"] >= floor, (
         f"{agent_dir.name} scores {result['mean_return']:.2f} over {guard['episodes']} games "
         f"(seed {guard['seed']}); it scored {guard['mean_return']:.2f} when shipped")
+    # An agent of several football scenarios holds each one's win rate, not just the mean.
+    for name, shipped in guard.get("scenarios", {}).items():
+        won = result["scenarios"][name].get("win_rate", 0.0)
+        assert won >= guard["share"] * shipped.get("win_rate", 0.0), (
+            f"{agent_dir.name} wins {won:.2f} of {name} over {guard['episodes']} games; it "
+            f"won {shipped['win_rate']:.2f} when shipped")
 
 
 def test_eval_cli_takes_a_zoo_agent_by_directory(tmp_path):
@@ -200,3 +206,31 @@ def test_zoo_add_evaluates_plain_and_sticky_whatever_the_agent_trained_with(monk
     assert zoo_add.evaluate(Path("a"), 10, 1)["sticky_actions"] == 0.0
     assert zoo_add.evaluate(Path("a"), 10, 1, zoo_add.STICKY_ACTIONS)["sticky_actions"] == 0.25
     assert asked == [0.0, 0.25]
+
+
+def test_results_page_has_a_table_per_scenario_for_a_mix_agent(tmp_path):
+    """An agent of several football scenarios: its bar judges each scenario's evaluation
+    win rate, and RESULTS gets a row per scenario with the figures of eval.json."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from zoo_results import ACADEMY5_BARS, scenario_table, scenario_win_rates_at_least
+
+    agent = tmp_path / "mix"
+    agent.mkdir()
+    (agent / zoo.AGENT_FILE).write_bytes(b"")
+    wins = dict(zip(ACADEMY5_BARS, (1.0, 0.95, 0.9, 0.6, 0.5)))
+    scenarios = {s: {"episodes": 100, "win_rate": w, "mean_return": w} for s, w in wins.items()}
+    ev = {"episodes": 500, "mean_return": 0.79, "scenarios": scenarios}
+    summary = {"env_steps": 4_000_000, "checkpoint_env_steps": 3_500_000,
+               "scenarios": {s: {"win_rate_100": 0.8} for s in wins}}
+    (agent / "eval.json").write_text(json.dumps({"evaluation": ev}))
+    (agent / "summary.json").write_text(json.dumps(summary))
+    met = scenario_win_rates_at_least(ACADEMY5_BARS, 5_000_000)
+    assert met(summary, ev)
+    assert not met({**summary, "checkpoint_env_steps": 6_000_000}, ev)
+    short = {**scenarios, "academy_run_to_score": {**scenarios["academy_run_to_score"],
+                                                   "win_rate": 0.89}}
+    assert not met(summary, {**ev, "scenarios": short})
+    lines = scenario_table("mix", met, root=tmp_path)
+    rows = [line for line in lines if line.startswith("| academy_")]
+    assert len(rows) == 5
+    assert rows[3] == "| academy_run_to_score_with_keeper | >= 0.5 | 0.60 | +0.60 | 0.80 |"
