@@ -157,7 +157,7 @@ def make_single_env(cfg: Config, render: bool = False, scenario: str | None = No
 
         return make_atari_env(env_cfg, atari_game(env_cfg.id), train=False, render=render)
     if is_football(env_cfg.id):
-        if env_cfg.backend != "gfootball":
+        if env_cfg.backend == "envpool":
             raise EnvError(f"{env_cfg.id} runs on EnvPool's football engine, which has no "
                            f"single Gymnasium env; use agent.evaluate() or actorcritic eval")
         from actorcritic.envs.football import import_gfootball, make_gfootball_env

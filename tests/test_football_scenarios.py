@@ -276,3 +276,18 @@ def test_run_over_three_scenarios_writes_per_scenario_figures_and_resumes(tmp_pa
     assert "Per scenario" in text and all(f"| {name} |" in text for name in MIX)
     assert main(["plot", str(run), "--out", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").stat().st_size > 10_000
+    # One scenario's env for the agent, named; without a name, one line saying which.
+    import actorcritic
+    from actorcritic.errors import UserError
+
+    agent = actorcritic.load(run)
+    with pytest.raises(UserError, match="name one: make_env"):
+        agent.make_env()
+    env = agent.make_env(scenario=MIX[1])
+    try:
+        obs, _ = env.reset(seed=0)
+        assert np.allclose(obs, reference_starts("gfootball", "simple115v2")[MIX[1]],
+                           atol=1e-5)
+        assert agent.act(obs)[0] in range(19)
+    finally:
+        env.close()
