@@ -64,6 +64,16 @@ def test_bad_scenario_lists_get_one_line_at_config_load():
     assert cfg.env.scenario_weights == [2, 1, 1]
 
 
+def test_pools_that_would_not_fit_in_memory_are_refused(monkeypatch):
+    from actorcritic.envs import football
+
+    monkeypatch.setattr(football, "available_memory", lambda: 2 * 2**30)
+    with pytest.raises(EnvError, match=r"11 scenarios x 16 envs .* 176 engines, about 10.3 GiB"
+                                       r", and this machine has 2.0 GiB available"):
+        make_vector_env(EnvConfig(id="football/academy", backend="envpool",
+                                  representation="extracted"), 16)
+
+
 def test_unknown_scenario_from_the_env_factory_too():
     with pytest.raises(EnvError, match="unknown football scenario 'nope'"):
         make_vector_env(EnvConfig(id="football/academy_corner,nope", backend="envpool",

@@ -10,31 +10,15 @@ check; what the two learners share is in twin_critics.py.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 
 from actorcritic.config import Config
 from actorcritic.errors import ConfigError
+from actorcritic.memory import available_memory
 from actorcritic.run.loop import run_loop
 from actorcritic.samplers.replay import ReplaySampler
 from actorcritic.samplers.replay_buffer import ReplayBuffer
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux: MemAvailable), or None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def check_replay_fits(cfg: Config, obs_space, action_space) -> None:

@@ -58,6 +58,7 @@ from actorcritic.envs.football_scenarios import ScenarioDraw, scenarios_of
 from actorcritic.envs.vector import EXTRAS_KEY, Episode, GymVecEnv
 from actorcritic.errors import EnvError
 from actorcritic.extras import require
+from actorcritic.memory import available_memory
 
 IMAGE_REPRESENTATIONS = ("extracted", "pixels", "pixels_gray")
 # info key of a several-player env's per-player training rewards (FootballReward)
@@ -110,6 +111,22 @@ class GoalTracker:
 
 # ---------------------------------------------------------------- EnvPool engine
 
+# Resident memory of one engine of EnvPool's football pool, measured: 57 MB per env of a
+# pool of 16 (academy_3_vs_1_with_keeper, EnvPool 1.2.5).
+ENVPOOL_ENGINE_BYTES = 60 * 2**20
+
+
+def check_pools_fit(scenarios: int, num_envs: int) -> None:
+    """One pool of `num_envs` engines per scenario: refuse, in one line, what would not fit
+    in the memory this machine has free."""
+    need, free = scenarios * num_envs * ENVPOOL_ENGINE_BYTES, available_memory()
+    if scenarios > 1 and free is not None and need > free:
+        raise EnvError(f"{scenarios} scenarios x {num_envs} envs on EnvPool's football engine "
+                       f"are {scenarios * num_envs} engines, about {need / 2**30:.1f} GiB, and "
+                       f"this machine has {free / 2**30:.1f} GiB available: lower "
+                       f"env.num_envs, or use env.backend=gfootball (one engine per env)")
+
+
 class FootballEnvPoolVecEnv:
     """EnvPool's football engine: minimap observations made channel-first, shaped rewards,
     goal-difference episode extras, and the clock end reported as truncation.
@@ -124,6 +141,7 @@ class FootballEnvPoolVecEnv:
 
     def __init__(self, scenarios: tuple[str, ...], cfg: EnvConfig, num_envs: int, seed: int):
         envpool = require("envpool", "football", f"env '{cfg.id}' on env.backend=envpool")
+        check_pools_fit(len(scenarios), num_envs)
         kwargs = dict(cfg.kwargs)
         if cfg.max_episode_steps:
             kwargs["max_episode_steps"] = cfg.max_episode_steps
