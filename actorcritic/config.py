@@ -218,7 +218,8 @@ class RunConfig:
     stop_eval_return: float | None = _f(None, "stop once a periodic evaluation (run.eval_every) "
                                         "reaches this mean return")
     max_episodes: int = _f(0, "stop after this many episodes (0: no limit)", min=0)
-    max_wall_seconds: float = _f(0.0, "stop after this many seconds (0: no limit)", min=0)
+    max_wall_seconds: float = _f(0.0, "stop once the run's wall time, resumes included, "
+                                 "reaches this many seconds (0: no limit)", min=0)
     log_every: int = _f(10, "updates between log lines / TensorBoard points", min=1)
     checkpoint_every: int = _f(0, "updates between periodic checkpoints (0: only best/final)",
                                min=0)
