@@ -9,6 +9,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PRESET ?= cartpole-a2c
 EXTRAS ?=
+# make test runs the suite on this many pytest-xdist workers (0: in this process)
+TEST_WORKERS ?= 2
 
 .PHONY: train test docs docs-serve football mujoco-video lint bench clean
 
@@ -42,7 +44,7 @@ test: $(VENV)/.installed-test
 	@scripts/install_osmesa.sh || echo "note: OSMesa not installed; the MuJoCo video test is skipped (see 'make mujoco-video')"
 	$(BIN)/ruff check actorcritic tests benchmarks scripts examples
 	$(BIN)/python scripts/check_structure.py
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Strict: a broken link, a missing page or a config key without help fails the build.
 docs: $(VENV)/.installed-docs

@@ -308,6 +308,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=20.0, help="timing per row per round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=3,
+                   help="untimed calls of each row before its first round")
     p.add_argument("--backend", default="envpool", choices=("envpool", "ale_vector", "sync"))
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: cpu count)")
     p.add_argument("--no-sb3", action="store_true")
@@ -365,7 +367,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     for r in range(args.rounds):
         for name, bench in rows.items():
-            w, c = timed(bench.update, args.seconds, per_call[name], warmup=3 if r == 0 else 1,
+            w, c = timed(bench.update, args.seconds, per_call[name], warmup=args.warmup if r == 0 else 1,
                          cpu_clock=getattr(bench, "cpu_seconds", time.process_time))
             wall[name].append(w)
             cpu[name].append(c)

@@ -58,6 +58,26 @@ def pytest_report_header(config) -> str:
             f"cgroup cpu.max={limit}, load average={os.getloadavg()[0]:.1f}")
 
 
+def pytest_itemcollected(item):
+    """`make test` runs the suite on two workers (pytest-xdist, `--dist loadgroup`). A test
+    that uses a module-scoped fixture (a run trained once for the module's tests) joins its
+    module's group, so that the fixture is built on one worker, not on each."""
+    fixtures = getattr(item, "_fixtureinfo", None)
+    if fixtures is None:
+        return
+    if any(d.scope == "module" for defs in fixtures.name2fixturedefs.values() for d in defs):
+        item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+def pytest_xdist_node_collection_finished(node, ids):
+    """On the xdist controller: the suite's groups arrive as ids tagged `@group`. A pytest
+    that xdist cannot tag (pyproject.toml says which) stops the run here rather than
+    scattering the groups silently."""
+    if node.config.getoption("dist") == "loadgroup" and not any("@" in i for i in ids):
+        pytest.exit(f"pytest-xdist formed no --dist loadgroup group under pytest "
+                    f"{pytest.__version__} (see the pin in pyproject.toml)", returncode=4)
+
+
 @pytest.fixture
 def run_dir(tmp_path):
     return tmp_path / "run"

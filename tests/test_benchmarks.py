@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_atari_throughput_prints_a_row_for_every_layout():
     out = subprocess.run(
         [sys.executable, "benchmarks/atari_throughput.py", "--seconds", "0.2", "--rounds", "1",
-         "--no-sb3", "--no-train", "--processes", "2", "--bfloat16", "--overlap"],
+         "--warmup", "1", "--no-sb3", "--no-train", "--processes", "2", "--bfloat16", "--overlap"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = {line.split("  ")[0].strip(): line for line in out.stdout.splitlines()
