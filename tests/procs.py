@@ -40,13 +40,14 @@ def running(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def cli_process(args: list[str], sigint_ignored: bool = False) -> Iterator[subprocess.Popen]:
+def cli_process(args: list[str], sigint_ignored: bool = False, env: dict | None = None,
+                cwd: Path | None = None) -> Iterator[subprocess.Popen]:
     """A CLI run as a subprocess in its own process group (text pipes), killed with its whole
     group whatever the test does. `sigint_ignored`: started as a script's background job is
     (`cmd &` in a shell without job control), with SIGINT ignored."""
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=ignore)
+                            start_new_session=True, preexec_fn=ignore, env=env, cwd=cwd)
     try:
         yield proc
     finally:

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from procs import children, exists
+from procs import children, cli_process, exists, wait_for_metrics
 
 from actorcritic import train
 from actorcritic.algorithms.update import clip_and_measure, guard_update
@@ -119,7 +120,8 @@ class MultiDiscreteTarget(Simple):
 class Faulty(Simple):
     """Misbehaves from its `after`+1-th step on, in the env reset with seed `bad_seed`
     (env index i of a run gets seed run.seed + i): kind = nan_obs | inf_reward | huge_reward
-    | raise | hang. Records its pid in `pid_dir` (to find leftover worker processes)."""
+    | raise | hang | busy (each step computes for 20 ms of CPU time, as a slow engine does).
+    Records its pid in `pid_dir` (to find leftover worker processes)."""
 
     length = 1000  # no episode end, so env steps count straight
 
@@ -149,6 +151,10 @@ class Faulty(Simple):
             raise ValueError(f"sensor unplugged at step {self.steps}")
         elif bad and self.kind == "hang":
             time.sleep(300)
+        elif bad and self.kind == "busy":
+            start = time.process_time()  # CPU time: a stopped process does not advance it
+            while time.process_time() - start < 0.02:
+                pass
         return obs, reward, term, trunc, info
 
 
@@ -375,6 +381,29 @@ def test_async_worker_crash_or_hang_in_cli_process_leaves_no_process(tmp_path, k
     assert len(workers) >= 3  # the start-up check's env in the CLI process, 2 workers
     time.sleep(0.2)
     assert not [pid for pid in workers if exists(pid)], "env processes outlived the CLI"
+
+
+def test_a_run_stopped_longer_than_the_step_timeout_goes_on_when_continued(tmp_path):
+    """Ctrl-Z (here SIGSTOP to the run's process group) for longer than env.step_timeout,
+    then `fg` (SIGCONT): the run goes on and finishes. The time it was stopped is not the
+    workers' silence (it once stopped a football run with "did not answer step()"): the
+    workers' steps take CPU time, so they answer only a while after SIGCONT."""
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "actorcritic.cli", "train", "cartpole-a2c", "--run-dir",
+            str(run), *BASE, *ASYNC, "--set", "env.id=test_robustness:Faulty-v0", "--set",
+            "env.kwargs={kind: busy}", "--set", "env.step_timeout=2", "--set",
+            "run.log_every=2", "--set", "run.total_steps=400"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    with cli_process(args, env=env, cwd=tmp_path) as proc:
+        wait_for_metrics(proc, run, rows=2)
+        os.killpg(proc.pid, signal.SIGSTOP)
+        time.sleep(4)
+        os.killpg(proc.pid, signal.SIGCONT)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["env_steps"] >= 400
 
 
 # ---------------------------------------------------------------- user errors

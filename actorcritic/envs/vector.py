@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import re
+import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -143,7 +144,8 @@ class GymVecEnv:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                return wait(timeout=self.step_timeout)
+                answered = answered_within(self.env.parent_pipes, self.step_timeout)
+                return wait(timeout=None if answered else 0)
             except mp.TimeoutError:
                 silent = [i for i, pipe in enumerate(self.env.parent_pipes)
                           if pipe is not None and not pipe.poll()]
@@ -193,6 +195,30 @@ class GymVecEnv:
     def render_first(self) -> np.ndarray | None:
         """RGB frame of env 0 (sync backend with render_mode='rgb_array')."""
         return self.env.envs[0].render()
+
+
+# The workers are polled in slices of this many seconds (see answered_within).
+POLL_SLICE = 1.0
+
+
+def answered_within(pipes: list, timeout: float) -> bool:
+    """Whether every worker's pipe has its answer within `timeout` seconds of this process
+    running. Time in which this process was stopped (Ctrl-Z, SIGSTOP, a debugger) does not
+    count; gymnasium's own timeout counts it, so a run suspended for a minute failed on
+    `fg`. The wait goes in slices of POLL_SLICE seconds, and a slice counts for no more
+    than it asked for: a poll that returns later than that was not running."""
+    waited = 0.0
+    for pipe in pipes:
+        if pipe is None or pipe.closed:
+            return False
+        while not pipe.poll(0):
+            if waited >= timeout:
+                return False
+            asked = min(POLL_SLICE, timeout - waited)
+            start = time.monotonic()
+            pipe.poll(asked)
+            waited += min(time.monotonic() - start, asked)
+    return True
 
 
 def _workers(indices: list[int]) -> str:
