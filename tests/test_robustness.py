@@ -383,16 +383,26 @@ def test_async_worker_crash_or_hang_in_cli_process_leaves_no_process(tmp_path, k
     assert not [pid for pid in workers if exists(pid)], "env processes outlived the CLI"
 
 
-def test_a_run_stopped_longer_than_the_step_timeout_goes_on_when_continued(tmp_path):
-    """Ctrl-Z (here SIGSTOP to the run's process group) for longer than env.step_timeout,
-    then `fg` (SIGCONT): the run goes on and finishes. The time it was stopped is not the
-    workers' silence (it once stopped a football run with "did not answer step()"): the
-    workers' steps take CPU time, so they answer only a while after SIGCONT."""
+@pytest.mark.slow
+@pytest.mark.parametrize("preset, sets", [
+    ("cartpole-a2c", ["env.backend=async", "env.step_timeout=2"]),
+    # only the helper's env (index 1, seed 6) is slow, so the main process waits for it
+    ("cartpole-a2c", ["algo.processes=2", "algo.normalize_advantage=false",
+                      "run.worker_timeout=2", "env.kwargs={kind: busy, bad_seed: 6}"]),
+    ("cartpole-a3c", ["algo.num_workers=2", "env.num_envs=1", "run.worker_timeout=2",
+                      "run.max_worker_restarts=0", "run.eval_every=0",
+                      "run.stop_eval_return=null"]),
+], ids=["env-workers", "a2c-processes", "a3c-workers"])
+def test_a_run_stopped_past_its_timeouts_goes_on_when_continued(tmp_path, preset, sets):
+    """Ctrl-Z (here SIGSTOP to the run's process group) for longer than the timeout that
+    watches its workers, then `fg` (SIGCONT): the run goes on and finishes. The time it
+    was stopped is not the workers' silence (it once stopped a football run with "did not
+    answer step()"). Each env step takes 20 ms of CPU time, so the workers answer only a
+    while after SIGCONT, and the main process is stopped while it waits for them."""
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "actorcritic.cli", "train", "cartpole-a2c", "--run-dir",
-            str(run), *BASE, *ASYNC, "--set", "env.id=test_robustness:Faulty-v0", "--set",
-            "env.kwargs={kind: busy}", "--set", "env.step_timeout=2", "--set",
-            "run.log_every=2", "--set", "run.total_steps=400"]
+    args = [sys.executable, "-m", "actorcritic.cli", "train", preset, "--run-dir", str(run),
+            *BASE, "--set", "env.id=test_robustness:Faulty-v0", "env.kwargs={kind: busy}",
+            "run.log_every=2", "run.total_steps=400", *sets]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(TESTS), os.environ.get("PYTHONPATH", "")]))
     with cli_process(args, env=env, cwd=tmp_path) as proc:

@@ -31,6 +31,21 @@ from actorcritic.errors import NonFiniteError, UserError, WorkerFailure
 
 STARTUP_GRACE = 120.0  # seconds a new worker may take to be heard from (spawn imports torch)
 
+# When this process was last continued (SIGCONT: `fg` after Ctrl-Z), on the monotonic clock.
+# A worker's silence is counted from then at the earliest: it was stopped with us.
+_continued_at = 0.0
+
+
+def _on_continue(signum, frame) -> None:
+    global _continued_at
+    _continued_at = time.monotonic()
+
+
+def watch_for_continue() -> None:
+    """Note every SIGCONT (a handler in the main thread; elsewhere, nothing to do)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGCONT, _on_continue)
+
 
 def worker_seed(run_seed: int, index: int, incarnation: int = 0, updates: int = 0) -> int:
     """The seed of worker `index`'s `incarnation`-th start (0 first, 1 after one restart),
@@ -145,6 +160,7 @@ class WorkerPool:
     restarts: int = 0
 
     def __post_init__(self) -> None:
+        watch_for_continue()
         self.workers = [WorkerState() for _ in range(self.count)]
         if not self.names:
             self.names = [f"{self.kind} {i}" for i in range(self.count)]
@@ -184,7 +200,7 @@ class WorkerPool:
         limit = self.timeout if state.heard else max(self.timeout, STARTUP_GRACE)
         if code is not None:
             why = f"exited with code {code}"
-        elif now - state.last_seen > limit and not state.busy:
+        elif now - max(state.last_seen, _continued_at) > limit and not state.busy:
             why = f"sent no heartbeat for {limit:g}s (run.worker_timeout={self.timeout:g})"
         else:
             return None

@@ -246,12 +246,16 @@ class Helpers:
 
     def _expect(self, rank: int, kind: str, seconds: float) -> tuple:
         conn, proc = self.conns[rank - 1], self.procs[rank - 1]
-        deadline = time.monotonic() + seconds
+        waited = 0.0  # a poll counts for no more than it asked for: time stopped is not silence
         try:
-            while not conn.poll(1.0):
+            while True:
+                start = time.monotonic()
+                if conn.poll(1.0):
+                    break
                 if not proc.is_alive():
                     raise self._died(rank)
-                if time.monotonic() > deadline:
+                waited += min(time.monotonic() - start, 1.0)
+                if waited > seconds:
                     raise WorkerFailure(f"A2C process {rank} sent nothing for {seconds:.0f}s")
             message = conn.recv()
         except (EOFError, OSError):  # its end of the pipe closed (or reset) as it died
