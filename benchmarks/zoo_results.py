@@ -145,7 +145,8 @@ replays 10 of its games as a regression guard (3 where games hardly vary) and fa
 80% of the shipped score. The sticky evaluation plays the same
 games with sticky actions (`--sticky-actions 0.25`, ALE v5's default and the protocol of
 Machado et al. 2018): an agent that holds its score there has learned the game, not a
-memorised trajectory. Training mean-100 is the mean raw return
+memorised trajectory (a cell with a date was measured after the agent shipped, by
+`scripts/zoo_sticky.py`). Training mean-100 is the mean raw return
 of the last 100 training episodes when the run stopped, and when the shipped checkpoint
 (the run's best) was written. "Met" applies the bar to the run as it was made; a bar not
 met is reported, not moved. Wall time is the training run's, on the machine named under
@@ -189,8 +190,10 @@ def sticky_cell(record: dict, env_id: str) -> str:
     sticky, share = record.get("sticky_evaluation"), sticky_share(record)
     if sticky is None:
         return "not measured" if is_atari(env_id) else "n/a (not Atari)"
+    sampled = "" if sticky.get("greedy", True) else ", sampled"
+    measured = f"; measured {sticky['date']}" if "date" in sticky else ""
     return (f"{sticky['mean_return']:.1f} +- {sticky['std_return']:.1f} "
-            f"({sticky['episodes']} games), {share:.0%} of plain")
+            f"({sticky['episodes']} games{sampled}), {share:.0%} of plain{measured}")
 
 
 def scenario_table(name: str, met, root: Path = zoo.ROOT) -> list[str]:

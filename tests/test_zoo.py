@@ -208,6 +208,43 @@ def test_zoo_add_evaluates_plain_and_sticky_whatever_the_agent_trained_with(monk
     assert asked == [0.0, 0.25]
 
 
+def test_zoo_sticky_adds_the_sticky_evaluation_of_the_recorded_games(tmp_path, monkeypatch):
+    """scripts/zoo_sticky.py replays the recorded evaluation's games (count, seed) with
+    sticky actions into eval.json, leaves the rest as it was, and refuses in one line an
+    agent that is not an Atari one or already has its sticky evaluation."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import zoo_sticky
+
+    agent = tmp_path / "pong"
+    agent.mkdir()
+    (agent / "config.yaml").write_text("env: {id: PongNoFrameskip-v4}\n")
+    record = {"evaluation": {"episodes": 10, "seed": 12345, "mean_return": 20.0},
+              "guard": {"episodes": 3, "seed": 777, "mean_return": 20.0}}
+    (agent / "eval.json").write_text(json.dumps(record))
+    asked = []
+
+    def evaluate(agent_dir, episodes, seed, sticky_actions=0.0):
+        asked.append((agent_dir, episodes, seed, sticky_actions))
+        return {"episodes": episodes, "seed": seed, "sticky_actions": sticky_actions,
+                "mean_return": 12.0, "std_return": 3.0}
+
+    monkeypatch.setattr(zoo_sticky, "evaluate", evaluate)
+    assert zoo_sticky.main([str(agent)]) == 0
+    assert asked == [(agent, 10, 12345, 0.25)]
+    written = json.loads((agent / "eval.json").read_text())
+    assert {k: written[k] for k in record} == record
+    assert written["sticky_evaluation"]["mean_return"] == 12.0
+    assert {"date", "commit"} <= set(written["sticky_evaluation"])
+    assert zoo_sticky.main([str(agent)]) == 2  # has one: --force replaces it
+    assert zoo_sticky.main([str(agent), "--force"]) == 0 and len(asked) == 2
+    other = tmp_path / "pendulum"
+    other.mkdir()
+    (other / "config.yaml").write_text("env: {id: Pendulum-v1}\n")
+    (other / "eval.json").write_text(json.dumps(record))
+    assert zoo_sticky.main([str(other)]) == 2
+    assert json.loads((other / "eval.json").read_text()) == record
+
+
 def test_results_page_has_a_table_per_scenario_for_a_mix_agent(tmp_path):
     """An agent of several football scenarios: its bar judges each scenario's evaluation
     win rate, and RESULTS gets a row per scenario with the figures of eval.json."""
