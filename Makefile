@@ -44,7 +44,9 @@ test: $(VENV)/.installed-test
 	@scripts/install_osmesa.sh || echo "note: OSMesa not installed; the MuJoCo video test is skipped (see 'make mujoco-video')"
 	$(BIN)/ruff check actorcritic tests benchmarks scripts examples
 	$(BIN)/python scripts/check_structure.py
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	@# --max-worker-restart=0: a worker that dies ends the run at once, naming its test;
+	@# under --dist loadgroup a replaced worker can leave pytest-xdist 3.8 waiting forever.
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --max-worker-restart=0
 
 # Strict: a broken link, a missing page or a config key without help fails the build.
 docs: $(VENV)/.installed-docs

@@ -1,11 +1,9 @@
 """Shared test helpers: small registered envs, a run-dir factory, the machine's CPU facts in
-the report header, and a watchdog for a test stuck inside native code."""
+the report header, and the xdist groups of `make test`."""
 
 from __future__ import annotations
 
-import faulthandler
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -33,20 +31,6 @@ class ConstantRewardEnv(gym.Env):
 
 if "ConstantReward-v0" not in gym.registry:
     gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=20)
-
-
-# pytest-timeout (900 s, pyproject.toml) fails a slow test by raising in the main thread, which
-# cannot happen while that thread waits inside native code (an EnvPool step that never
-# returns). Past this, the watchdog prints every thread's stack and ends the session, so a
-# hang costs minutes and names where it hung instead of stalling CI to its own time limit.
-HANG_SECONDS = 1200
-
-
-@pytest.fixture(autouse=True)
-def hang_watchdog():
-    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=sys.__stderr__)
-    yield
-    faulthandler.cancel_dump_traceback_later()
 
 
 def pytest_report_header(config) -> str:

@@ -258,6 +258,9 @@ def test_official_checkpoint_reward_and_time_penalty():
 @needs_gfootball
 @pytest.mark.slow  # software OpenGL start-up: ~15 CPU-seconds
 def test_official_video_of_an_evaluation_episode(tmp_path):
+    """The video comes after both engines ran in this process, official first, as in an
+    evaluation followed by a video: EnvPool's engine points the official one's data
+    directory at its own assets, which crashed the official renderer (SIGSEGV)."""
     import imageio.v3 as iio
 
     from actorcritic.models.actor_critic import ActorCritic
@@ -267,7 +270,11 @@ def test_official_video_of_an_evaluation_episode(tmp_path):
     envs = make_vector_env(cfg, num_envs=1)
     model = ActorCritic(envs.single_observation_space, envs.single_action_space,
                         load_config("football-empty-goal-a3c").model)
+    envs.reset(seed=0)
     envs.close()
+    envpool = make_vector_env(envpool_cfg(max_episode_steps=12), num_envs=1)
+    envpool.reset(seed=0)
+    envpool.close()
     [(path, frames, _)] = record_video(model, cfg, tmp_path, episodes=1)
     video = iio.imread(path)
     assert frames <= 13 and video.shape[0] == frames

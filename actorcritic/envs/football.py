@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
 from functools import partial
 from typing import Any
@@ -264,6 +265,19 @@ def import_gfootball():
     return football_env
 
 
+# EnvPool's football engine points these at its own assets with a C setenv, which Python's
+# os.environ does not see. The official engine reads them when it starts a game, and started
+# after EnvPool's with a renderer it loads EnvPool's assets and dies (SIGSEGV in its object
+# loader). Before each start it gets back the paths its package set (os.environ's values).
+ENGINE_PATH_VARS = ("GFOOTBALL_DATA_DIR", "GFOOTBALL_FONT")
+
+
+def restore_official_engine_paths() -> None:
+    for name in ENGINE_PATH_VARS:
+        if name in os.environ:
+            os.putenv(name, os.environ[name])
+
+
 class GFootballEnv(gym.Env):
     """The official engine (old gym API) as a Gymnasium env.
 
@@ -289,6 +303,7 @@ class GFootballEnv(gym.Env):
         render = render or representation.startswith("pixels")
         options = {"render_resolution_x": render_resolution,
                    "render_resolution_y": render_resolution * 9 // 16} if render else {}
+        restore_official_engine_paths()
         with warnings.catch_warnings():  # gym 0.25's "old step API" notice, once per env
             warnings.simplefilter("ignore", DeprecationWarning)
             self.env = football_env.create_environment(
@@ -325,6 +340,7 @@ class GFootballEnv(gym.Env):
         config = self.env.unwrapped._config
         config["game_engine_random_seed"] = int(self._rng.integers(0, 2_000_000_000))
         config["level"] = self.scenario
+        restore_official_engine_paths()
         return self._obs(self.env.reset()), {}
 
     def set_next_scenario(self, scenarios: list[str]) -> None:
