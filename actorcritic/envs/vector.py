@@ -15,6 +15,7 @@ import re
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -201,9 +202,11 @@ class GymVecEnv:
 POLL_SLICE = 1.0
 
 
-def answered_within(pipes: list, timeout: float) -> bool:
+def answered_within(pipes: list, timeout: float,
+                    alive: Callable[[], bool] | None = None) -> bool:
     """Whether every worker's pipe has its answer within `timeout` seconds of this process
-    running. Time in which this process was stopped (Ctrl-Z, SIGSTOP, a debugger) does not
+    running (False as soon as `alive()`, asked between slices, says the worker is gone).
+    Time in which this process was stopped (Ctrl-Z, SIGSTOP, a debugger) does not
     count; gymnasium's own timeout counts it, so a run suspended for a minute failed on
     `fg`. The wait goes in slices of POLL_SLICE seconds, and a slice counts for no more
     than it asked for: a poll that returns later than that was not running."""
@@ -212,7 +215,7 @@ def answered_within(pipes: list, timeout: float) -> bool:
         if pipe is None or pipe.closed:
             return False
         while not pipe.poll(0):
-            if waited >= timeout:
+            if waited >= timeout or (alive is not None and not alive()):
                 return False
             asked = min(POLL_SLICE, timeout - waited)
             start = time.monotonic()

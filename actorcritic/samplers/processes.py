@@ -30,7 +30,6 @@ last good checkpoint.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -38,7 +37,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from actorcritic.envs.vector import Episode
+from actorcritic.envs.vector import Episode, answered_within
 from actorcritic.errors import WorkerFailure
 from actorcritic.run.workers import (
     STARTUP_GRACE,
@@ -246,17 +245,11 @@ class Helpers:
 
     def _expect(self, rank: int, kind: str, seconds: float) -> tuple:
         conn, proc = self.conns[rank - 1], self.procs[rank - 1]
-        waited = 0.0  # a poll counts for no more than it asked for: time stopped is not silence
-        try:
-            while True:
-                start = time.monotonic()
-                if conn.poll(1.0):
-                    break
+        try:  # time this process was stopped (Ctrl-Z) is not the worker's silence
+            if not answered_within([conn], seconds, alive=proc.is_alive):
                 if not proc.is_alive():
                     raise self._died(rank)
-                waited += min(time.monotonic() - start, 1.0)
-                if waited > seconds:
-                    raise WorkerFailure(f"A2C process {rank} sent nothing for {seconds:.0f}s")
+                raise WorkerFailure(f"A2C process {rank} sent nothing for {seconds:.0f}s")
             message = conn.recv()
         except (EOFError, OSError):  # its end of the pipe closed (or reset) as it died
             raise self._died(rank) from None
