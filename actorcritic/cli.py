@@ -97,23 +97,27 @@ def _config_parsers(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from actorcritic.run.session import summary_line
-    from actorcritic.train import train
-
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"run.seed={args.seed}")
     if args.ray_address:  # joining a cluster means the Ray backend
         overrides += [f"run.ray_address={args.ray_address}", "run.backend=ray"]
+    if args.resume and args.preset:
+        raise UserError("give either a preset or --resume RUN_DIR, not both")
+    if not args.resume and not args.preset:
+        raise UserError("train needs a preset (see 'actorcritic presets') or --resume")
+    if not args.resume:  # a bad preset or key answers here, before torch is imported
+        from actorcritic.config import load_config
+        cfg = load_config(args.preset, overrides)
+
+    from actorcritic.run.session import summary_line
+    from actorcritic.train import train
+
     if args.resume:
-        if args.preset:
-            raise UserError("give either a preset or --resume RUN_DIR, not both")
         summary = train(resume=args.resume, overrides=overrides, quiet=args.quiet)
     else:
-        if not args.preset:
-            raise UserError("train needs a preset (see 'actorcritic presets') or --resume")
-        summary = train(args.preset, args.run_dir, overrides=overrides, init_from=args.init_from,
-                        overwrite=args.overwrite, quiet=args.quiet)
+        summary = train(cfg, args.run_dir, init_from=args.init_from, overwrite=args.overwrite,
+                        quiet=args.quiet)
     if not args.quiet:
         print(f"{summary['status']} ({summary['stop_reason']}): {summary_line(summary)}")
         print(f"results in {summary['run_dir']} (summary.json, metrics.csv, tb/, checkpoints/)")
