@@ -3,23 +3,20 @@
 
 from __future__ import annotations
 
-import os
-
 import gymnasium as gym
 import numpy as np
 
 
 class ContractEnv(gym.Env):
     """3 float32 features, 2 actions, reward 1 for action 1, episodes of 20 steps. With
-    CONTRACT_FAULT=raise|nan_obs in the environment, every env misbehaves from its
-    CONTRACT_AFTER-th step on."""
+    fault=raise|nan_obs (`env.kwargs`, so it reaches envs in any process or Ray actor),
+    every env misbehaves from its `after`-th step on."""
 
     observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
     action_space = gym.spaces.Discrete(2)
 
-    def __init__(self):
-        self.fault = os.environ.get("CONTRACT_FAULT", "")
-        self.after = int(os.environ.get("CONTRACT_AFTER", "0"))
+    def __init__(self, fault: str = "", after: int = 0):
+        self.fault, self.after = fault, after
         self.steps = 0
 
     def reset(self, *, seed=None, options=None):

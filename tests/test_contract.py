@@ -5,9 +5,11 @@
 - SIGINT: a final checkpoint, exit 0, and --resume continues from it;
 - a NaN from the environment: the run stops, naming the cause.
 
-The Ray placements run on a private Ray cluster on loopback, started by the run. Killed
-and hung workers are covered per placement in test_a3c.py, test_impala.py,
-test_a2c_parallel.py and test_ray.py.
+The Ray placements' runs join one Ray cluster on loopback per test module
+(run.ray_address), as runs join a user's cluster: a private cluster started and stopped by
+each run would add about 7 s to each of them. test_ray.py and test_ray_vector.py run the
+private-cluster path. Killed and hung workers are covered per placement in test_a3c.py,
+test_impala.py, test_a2c_parallel.py and test_ray.py.
 """
 
 from __future__ import annotations
@@ -52,9 +54,10 @@ PLACEMENTS = {
 }
 
 
-def env(**extra: str) -> dict:
+def env() -> dict:
+    """This process's environment with this folder (the contract envs) on PYTHONPATH."""
     return dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(TESTS), os.environ.get("PYTHONPATH", "")]), **extra)
+        [str(TESTS), os.environ.get("PYTHONPATH", "")]))
 
 
 def base_preset(algorithm: str) -> str:
@@ -65,6 +68,37 @@ def base_preset(algorithm: str) -> str:
 def args(run_dir: Path, placement: str, *sets: str) -> list[str]:
     return CLI + [base_preset(placement.split("-")[0]), "--run-dir", str(run_dir), "--quiet",
                   "--set", *COMMON, *PLACEMENTS[placement], *sets]
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """The address of a one-node Ray cluster on loopback (4 CPUs, so every placement's
+    actors fit), shut down after the module's tests. Its workers import the contract envs
+    from this folder, and the runs' drivers listen on loopback too."""
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from actorcritic.distributed.ray_backend import SINGLE_MACHINE_VAR, loopback_only
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", env()["PYTHONPATH"])  # the workers inherit it
+        with loopback_only():
+            cluster = Cluster(initialize_head=True, head_node_args={
+                "num_cpus": 4, "node_ip_address": "127.0.0.1", "include_dashboard": False})
+        patch.setenv(SINGLE_MACHINE_VAR, "0")
+        try:
+            yield cluster.address
+        finally:
+            cluster.shutdown()
+
+
+@pytest.fixture
+def joins(request, placement) -> list[str]:
+    """The --set that sends a Ray placement's run to the module's cluster (none otherwise).
+    Taken on demand, so only the Ray placements start it."""
+    if not placement.endswith("-ray"):
+        return []
+    return [f"run.ray_address={request.getfixturevalue('ray_head')}"]
 
 
 def error_line(stderr: str) -> str:
@@ -83,11 +117,11 @@ def final_is_finite(run_dir: Path) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("placement", PLACEMENTS)
-def test_env_error_mid_run_keeps_the_last_good_parameters(tmp_path, placement):
+def test_env_error_mid_run_keeps_the_last_good_parameters(tmp_path, placement, joins):
     run_dir = tmp_path / "run"
-    out = subprocess.run(args(run_dir, placement, "run.total_steps=100000"),
-                         capture_output=True, text=True, timeout=CLI_TIMEOUT,
-                         env=env(CONTRACT_FAULT="raise", CONTRACT_AFTER="60"))
+    out = subprocess.run(args(run_dir, placement, "run.total_steps=100000",
+                              "env.kwargs={fault: raise, after: 60}", *joins),
+                         capture_output=True, text=True, timeout=CLI_TIMEOUT, env=env())
     assert out.returncode != 0
     line = error_line(out.stderr)
     assert "sensor unplugged" in line and "last good checkpoint was written" in line, line
@@ -97,11 +131,11 @@ def test_env_error_mid_run_keeps_the_last_good_parameters(tmp_path, placement):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("placement", PLACEMENTS)
-def test_nan_from_the_env_names_its_cause(tmp_path, placement):
+def test_nan_from_the_env_names_its_cause(tmp_path, placement, joins):
     run_dir = tmp_path / "run"
-    out = subprocess.run(args(run_dir, placement, "run.total_steps=100000"),
-                         capture_output=True, text=True, timeout=CLI_TIMEOUT,
-                         env=env(CONTRACT_FAULT="nan_obs", CONTRACT_AFTER="60"))
+    out = subprocess.run(args(run_dir, placement, "run.total_steps=100000",
+                              "env.kwargs={fault: nan_obs, after: 60}", *joins),
+                         capture_output=True, text=True, timeout=CLI_TIMEOUT, env=env())
     assert out.returncode == 3, out.stderr
     assert "non-finite observation from the environment" in error_line(out.stderr)
     final_is_finite(run_dir)
@@ -110,10 +144,10 @@ def test_nan_from_the_env_names_its_cause(tmp_path, placement):
 @pytest.mark.slow
 @pytest.mark.parametrize("placement", PLACEMENTS)
 def test_sigint_writes_a_final_checkpoint_and_resume_continues(tmp_path, placement,
-                                                              monkeypatch):
+                                                              monkeypatch, joins):
     run_dir = tmp_path / "run"
     monkeypatch.setenv("PYTHONPATH", env()["PYTHONPATH"])
-    with cli_process(args(run_dir, placement, "run.total_steps=10000000")) as proc:
+    with cli_process(args(run_dir, placement, "run.total_steps=10000000", *joins)) as proc:
         wait_for_metrics(proc, run_dir, rows=3, timeout=240)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
