@@ -16,7 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # public name -> the module that defines it
 _PUBLIC = {"Agent": "actorcritic.agent", "load": "actorcritic.agent",
            "Config": "actorcritic.config", "list_presets": "actorcritic.config",
-           "load_config": "actorcritic.config", "train": "actorcritic.train"}
+           "load_config": "actorcritic.config", "train": "actorcritic.training"}
 
 __all__ = sorted(_PUBLIC)
 __version__ = "0.1.0"

@@ -111,7 +111,7 @@ def cmd_train(args) -> int:
         cfg = load_config(args.preset, overrides)
 
     from actorcritic.run.session import summary_line
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     if args.resume:
         summary = train(resume=args.resume, overrides=overrides, quiet=args.quiet)

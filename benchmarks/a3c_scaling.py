@@ -77,7 +77,7 @@ class Sampler(threading.Thread):
 
 def measure(preset: str, workers: int, steps_per_worker: int, extra: list[str],
             out: Path) -> dict:
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     overrides = [f"algo.num_workers={workers}", f"run.total_steps={steps_per_worker * workers}",
                  "run.eval_every=0", "run.eval_episodes=0"] + extra

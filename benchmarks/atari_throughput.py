@@ -293,7 +293,7 @@ class SB3:
 
 def train_end_to_end(backend: str, steps: int, processes: int = 1,
                      precision: str = "float32", overlap: bool = False) -> float:
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     cfg = our_config(backend, processes, precision)
     cfg.algo.overlap = overlap

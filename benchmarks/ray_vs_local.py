@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from actorcritic.config import load_config
-from actorcritic.train import train
+from actorcritic.training import train
 
 warnings.filterwarnings("ignore")
 

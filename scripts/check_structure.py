@@ -5,7 +5,7 @@
 1. No import cycle between modules of the package (imports inside functions count too:
    a deferred import is still a dependency).
 2. No module under algorithms/, samplers/, accelerators/, run/, models/, envs/ or
-   distributed/ imports actorcritic.train
+   distributed/ imports actorcritic.training
    (the entry point imports the algorithms, never the other way round).
 3. No private name (`_x`) imported from another module.
 4. No function longer than 60 lines.
@@ -15,7 +15,7 @@
 6. The seam between samplers and learners is typed: no annotation in the modules that
    define it (SEAM_MODULES: the loop's Sampler and Learner, Collected and what it holds)
    says `Any`.
-7. No module outside run/ and train.py assigns an attribute of the run's session
+7. No module outside run/ and training.py assigns an attribute of the run's session
    (`session.x = ...`, `self.session.x = ...`): algorithms call RunSession's methods.
 """
 
@@ -31,7 +31,7 @@ MAX_LINES = 60
 ALGORITHM_PACKAGES = ("actorcritic.algorithms", "actorcritic.distributed")
 SEAM_MODULES = ("actorcritic.run.loop", "actorcritic.samplers.experience",
                 "actorcritic.samplers.rollout")
-SESSION_OWNERS = ("actorcritic.run.", "actorcritic.train")
+SESSION_OWNERS = ("actorcritic.run.", "actorcritic.training")
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
@@ -161,9 +161,9 @@ def violations(package: Path = PACKAGE) -> list[str]:
             dep = target if target in modules else None
             if dep and dep != name and not (name.startswith(dep + ".") and dep == "actorcritic"):
                 graph.setdefault(name, set()).add(dep)
-            if target == "actorcritic.train" and name.split(".")[1:2] and \
+            if target == "actorcritic.training" and name.split(".")[1:2] and \
                     name.split(".")[1] in LOWER:
-                problems.append(f"{rel}:{line}: imports actorcritic.train (the entry point)")
+                problems.append(f"{rel}:{line}: imports actorcritic.training (the entry point)")
             if name.startswith("actorcritic.run.") and target.startswith(ALGORITHM_PACKAGES):
                 problems.append(f"{rel}:{line}: run/ imports an algorithm ({target})")
             if imported.startswith("_") and not imported.startswith("__") and target != name:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from actorcritic.train import train
+from actorcritic.training import train
 
 
 def solves_in_one_of_two_seeds(preset: str, tmp_path: Path, overrides: list[str],

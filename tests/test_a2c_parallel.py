@@ -33,7 +33,7 @@ from actorcritic.samplers.processes import (
     weighted_stats,
 )
 from actorcritic.samplers.rollout import RolloutBuffer
-from actorcritic.train import train
+from actorcritic.training import train
 
 OBS = gym.spaces.Box(-2, 2, (5,), np.float32)
 ACTIONS = gym.spaces.Discrete(3)

@@ -186,7 +186,7 @@ def test_cartpole_a3c_two_workers_solves(tmp_path):
     Its workers race each other, so one seed does not give one run, and in `make test` the
     other pytest worker shares the cores: one run there reached a best evaluation of 473.45
     (2026-12-06). Every run tried must finish with all its outputs."""
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     for seed in (1, 2):
         run = tmp_path / f"run-{seed}"
@@ -362,7 +362,7 @@ def test_ctrl_c_writes_final_checkpoint_and_leaves_no_child(tmp_path):
     final = load_checkpoint(run / "checkpoints" / "final.safetensors")
     assert final.meta["counters"]["env_steps"] == summary["env_steps"] > 0
     from actorcritic.config import config_from_dict
-    from actorcritic.train import build_model, spaces_for
+    from actorcritic.training import build_model, spaces_for
 
     cfg = config_from_dict(final.meta["config"])
     model = build_model(cfg, *spaces_for(cfg))
@@ -370,7 +370,7 @@ def test_ctrl_c_writes_final_checkpoint_and_leaves_no_child(tmp_path):
     _assert_no_survivors(children)
 
     # resume: model, shared optimizer state and counters carry on from the final checkpoint
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     steps, updates = summary["env_steps"], summary["updates"]
     old_step = _optimizer_step(final)

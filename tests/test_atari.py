@@ -245,7 +245,7 @@ def test_max_episode_steps_truncates_and_reports_the_episode():
 
 @pytest.mark.slow
 def test_short_atari_training_run(tmp_path):
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     cfg = load_config("pong-a2c-tuned", [
         "env.num_envs=4", "run.total_steps=2000", "run.eval_episodes=1",

@@ -67,7 +67,7 @@ def test_the_configuration_reference_has_every_key(site):
 
 def test_the_api_reference_is_generated_from_the_docstrings(site):
     html = text_of(page(site, "reference/api"))
-    for name in ("actorcritic.train.train", "actorcritic.agent.load", "actorcritic.agent.Agent",
+    for name in ("actorcritic.training.train", "actorcritic.agent.load", "actorcritic.agent.Agent",
                  "actorcritic.config.load_config", "actorcritic.registry"):
         assert name in html, name
     assert "Loading never runs code from the file" in html  # load's docstring

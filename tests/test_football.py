@@ -292,7 +292,7 @@ def test_a2c_preset_runs_and_reports_win_rate(tmp_path):
     import actorcritic
     from actorcritic.run.checkpoint import CheckpointDir
     from actorcritic.run.evaluate import play_episodes
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     run_dir = tmp_path / "run"
     summary = train("football-empty-goal-a2c", run_dir, quiet=True,
@@ -323,7 +323,7 @@ def test_a2c_preset_runs_and_reports_win_rate(tmp_path):
 @needs_gfootball
 @pytest.mark.slow
 def test_a3c_preset_runs_on_the_official_engine(tmp_path):
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     summary = train("football-empty-goal-a3c", tmp_path / "run", quiet=True,
                     overrides=["run.total_steps=400", "run.eval_episodes=2"])
@@ -335,7 +335,7 @@ def test_a3c_preset_runs_on_the_official_engine(tmp_path):
 @pytest.mark.parametrize("preset", ["football-empty-goal-a2c", "football-empty-goal-a3c"])
 def test_empty_goal_win_rate_bar(tmp_path, preset):
     """The issue's bar: >= 90% of 100 greedy evaluation episodes won."""
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     if preset.endswith("a3c") and not HAS_GFOOTBALL:
         pytest.skip("official gfootball engine not installed (make football)")

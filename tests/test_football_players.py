@@ -163,7 +163,7 @@ TOTAL_STEPS = 768  # game steps: 2 games x 32 steps x 12 updates
 
 @pytest.fixture(scope="module")
 def players_run(tmp_path_factory):
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     run_dir = tmp_path_factory.mktemp("players") / "run"
     summary = train(PRESET, run_dir, quiet=True,

@@ -253,7 +253,7 @@ def test_run_over_three_scenarios_writes_per_scenario_figures_and_resumes(tmp_pa
     games each), report and plot; a resumed run continues the draw and the windows."""
     from actorcritic.cli import main
     from actorcritic.run.checkpoint import CheckpointDir, load_checkpoint
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     run = tmp_path / "run"
     overrides = [f"env.id={MIX_ID}", "env.backend=sync", "env.num_envs=2", "algo.name=a2c",

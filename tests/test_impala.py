@@ -17,7 +17,7 @@ from actorcritic.algorithms.impala import collate, impala_loss
 from actorcritic.algorithms.update import rollout_loss
 from actorcritic.config import load_config
 from actorcritic.samplers.actors import ActorWorker, flat_params, load_flat
-from actorcritic.train import build_model, spaces_for, train
+from actorcritic.training import build_model, spaces_for, train
 
 
 def small_cfg(*overrides: str):

@@ -49,6 +49,14 @@ def test_the_command_line_answers_without_torch(args):
 
 
 def test_the_public_names_load_on_first_use():
-    script = ("import sys, actorcritic; before = 'actorcritic.train' in sys.modules; "
+    script = ("import sys, actorcritic; before = 'actorcritic.training' in sys.modules; "
               "f = actorcritic.train; print(before, f.__module__, 'load' in dir(actorcritic))")
-    assert modules_after(script) == "False actorcritic.train True"
+    assert modules_after(script) == "False actorcritic.training True"
+
+
+def test_train_is_the_function_whatever_was_imported_first():
+    """No submodule is named like a public name: importing a submodule binds it on the
+    package, and would hide a public name that has not been looked up yet."""
+    script = ("import actorcritic.training, actorcritic.agent, actorcritic.config, actorcritic; "
+              "print(all(callable(getattr(actorcritic, n)) for n in actorcritic.__all__))")
+    assert modules_after(script) == "True"

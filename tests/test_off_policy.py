@@ -229,7 +229,7 @@ def test_an_off_policy_key_with_an_on_policy_algorithm_is_refused():
 
 
 def test_sac_on_discrete_actions_and_image_observations_is_refused():
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     with pytest.raises(ConfigError, match="is for continuous .Box. actions; CartPole-v1 has "
                                           "Discrete actions"):
@@ -241,7 +241,7 @@ def test_sac_on_discrete_actions_and_image_observations_is_refused():
 
 
 def test_a_replay_buffer_larger_than_memory_is_refused_with_both_sizes(tmp_path):
-    from actorcritic.train import train
+    from actorcritic.training import train
 
     cfg = load_config("pendulum-sac", ["algo.buffer_size=100000000000"])
     with pytest.raises(ConfigError) as err:

@@ -29,7 +29,7 @@ from actorcritic.run.checkpoint import load_checkpoint
 from actorcritic.samplers.overlap import OverlappedRollouts
 from actorcritic.samplers.processes import torch_threads
 from actorcritic.samplers.rollout import Carry, RolloutBuffer, collect_rollout
-from actorcritic.train import train
+from actorcritic.training import train
 
 CPU = torch.device("cpu")
 

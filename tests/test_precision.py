@@ -23,7 +23,7 @@ from actorcritic.models.actor_critic import ActorCritic
 from actorcritic.run.checkpoint import load_checkpoint
 from actorcritic.run.session import check_resume_compatible
 from actorcritic.samplers.rollout import RolloutBuffer
-from actorcritic.train import train
+from actorcritic.training import train
 
 T, N = 5, 8
 FRAMES = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)

@@ -13,7 +13,7 @@ from solving import solves_in_one_of_two_seeds
 
 from actorcritic.config import load_config
 from actorcritic.errors import ConfigError
-from actorcritic.train import train
+from actorcritic.training import train
 
 ray = pytest.importorskip("ray")
 
@@ -145,7 +145,7 @@ def test_local_cluster_is_private(cluster):
 
 def test_parameters_go_to_the_object_store_once_per_version(cluster):
     from actorcritic.samplers.actors import flat_params
-    from actorcritic.train import build_model, spaces_for
+    from actorcritic.training import build_model, spaces_for
 
     cfg = load_config("cartpole-impala", ["env.num_envs=2", "algo.num_steps=4",
                                           "algo.num_workers=2"])

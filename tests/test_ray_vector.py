@@ -26,7 +26,7 @@ from actorcritic import registry
 from actorcritic.config import load_config
 from actorcritic.distributed.ray_envs import shares
 from actorcritic.run.checkpoint import load_checkpoint
-from actorcritic.train import train
+from actorcritic.training import train
 
 ray = pytest.importorskip("ray")
 

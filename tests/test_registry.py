@@ -87,7 +87,7 @@ def test_every_runner_the_registry_names_exists():
 
 def test_nothing_but_the_registry_and_config_compares_the_backend():
     """No module outside registry.py and config.py picks code by comparing run.backend
-    (train.py used to send a2c and ppo to the local path before looking at it)."""
+    (the entry point used to send a2c and ppo to the local path before looking at it)."""
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         if path.name in ("registry.py", "config.py"):

@@ -35,7 +35,7 @@ from actorcritic.config import load_config
 from actorcritic.errors import NonFiniteError
 from actorcritic.run import checkpoint as checkpoint_module
 from actorcritic.run.checkpoint import CheckpointDir, load_checkpoint, save_checkpoint
-from actorcritic.train import build_model, spaces_for
+from actorcritic.training import build_model, spaces_for
 
 TESTS = Path(__file__).resolve().parent
 

@@ -7,7 +7,7 @@ import torch
 from actorcritic import load_config, train
 from actorcritic.config import config_from_dict
 from actorcritic.run.checkpoint import load_checkpoint
-from actorcritic.train import build_model, spaces_for
+from actorcritic.training import build_model, spaces_for
 
 
 @pytest.mark.slow
