@@ -81,11 +81,12 @@ def ray_head():
     from actorcritic.distributed.ray_backend import SINGLE_MACHINE_VAR, loopback_only
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTHONPATH", env()["PYTHONPATH"])  # the workers inherit it
+        patch.setenv("PYTHONPATH", env()["PYTHONPATH"])  # the cluster's workers inherit it
         with loopback_only():
             cluster = Cluster(initialize_head=True, head_node_args={
                 "num_cpus": 4, "node_ip_address": "127.0.0.1", "include_dashboard": False})
-        patch.setenv(SINGLE_MACHINE_VAR, "0")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SINGLE_MACHINE_VAR, "0")  # the runs' CLI processes read it
         try:
             yield cluster.address
         finally:
