@@ -32,20 +32,27 @@ print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")))
 """
 
 
+def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                          text=True, timeout=120)
+
+
 def modules_after(script: str, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
-                         text=True, timeout=120)
-    return out.stdout.strip().splitlines()[-1]
+    return run(script, *args).stdout.strip().splitlines()[-1]
 
 
 def test_stepping_envs_imports_no_torch():
     assert modules_after(STEP_ENVS) == "[]"
 
 
-@pytest.mark.parametrize("args", [["--help"], ["presets"], ["train", "no-such-preset"],
-                                  ["config", "cartpole-a2c"]])
-def test_the_command_line_answers_without_torch(args):
-    assert modules_after(CLI, *args) == "[]"
+@pytest.mark.parametrize("args, answer", [
+    (["--help"], "usage: actorcritic"), (["presets"], "cartpole-a2c"),
+    (["train", "no-such-preset"], "unknown preset 'no-such-preset'"),
+    (["config", "cartpole-a2c"], "CartPole-v1")])
+def test_the_command_line_answers_without_torch(args, answer):
+    out = run(CLI, *args)
+    assert answer in out.stdout + out.stderr, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_the_public_names_load_on_first_use():
