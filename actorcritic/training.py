@@ -6,6 +6,7 @@ Nothing in the package below this module imports it.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from actorcritic.envs import spaces_for
 from actorcritic.errors import CheckpointError, EnvError, RunFailure
 from actorcritic.models.actor_critic import ActorCritic, build_model, set_threads
 from actorcritic.run.checkpoint import (
+    Checkpoint,
     CheckpointDir,
     load_checkpoint,
     load_model_exact,
@@ -97,6 +99,23 @@ def _train_in_session(session: RunSession, model: ActorCritic, resume_ckpt) -> d
     return session.summary(final_eval, status=status)
 
 
+def lineage(ckpt: Checkpoint) -> dict:
+    """What a run started with --init-from records of its start: the checkpoint, the env
+    steps its weights had trained for (those of its own init-from included), and, from a zoo
+    agent, the agent's name and the command, date and commit that trained it. A budget
+    ("within 10M env steps") is judged on these steps plus the run's own
+    (benchmarks/zoo_results.py)."""
+    before = ckpt.meta.get("init_from", {}).get("env_steps", 0)
+    out = {"checkpoint": str(ckpt.path), "env_steps": ckpt.meta["counters"]["env_steps"] + before}
+    if "zoo" in ckpt.meta:
+        out["zoo"] = ckpt.meta["zoo"]["name"]
+        summary = Path(ckpt.path).parent / "summary.json"
+        if summary.is_file():
+            trained = json.loads(summary.read_text())
+            out.update({k: trained[k] for k in ("command", "date", "commit") if k in trained})
+    return out
+
+
 def _new_config(cfg: Config | str, overrides: list[str] | None, env_fn, encoder
                 ) -> tuple[Config, list[str]]:
     """The config of a new run, pointed at the user's own env and encoder (custom.py; the
@@ -145,7 +164,8 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
             loaded, skipped = load_model_partial(model, init_ckpt)
         device, device_note = _device_for(cfg)
         session = RunSession(cfg, run_dir, device, resume=resume_ckpt, quiet=quiet,
-                             lock=lock)
+                             lock=lock,
+                             init_from=lineage(init_ckpt) if init_ckpt else None)
     except BaseException:
         lock.release()
         raise
@@ -158,8 +178,9 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
                                      f"{session.env_steps} env steps")
         elif init_ckpt is not None:
             session.progress.message(
-                f"init-from {init_ckpt.path}: loaded {len(loaded)} tensors, skipped "
-                f"{len(skipped)}" + (f" ({', '.join(skipped)})" if skipped else ""))
+                f"init-from {init_ckpt.path} (trained {session.init_from['env_steps']:,} env "
+                f"steps): loaded {len(loaded)} tensors, skipped {len(skipped)}"
+                + (f" ({', '.join(skipped)})" if skipped else ""))
         return _train_in_session(session, model, resume_ckpt)
     finally:
         session.close()

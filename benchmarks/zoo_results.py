@@ -17,15 +17,23 @@ from actorcritic.envs import is_atari
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "RESULTS.md"
 
+def steps_before(summary: dict) -> int:
+    """The env steps the run's starting weights had trained for (`--init-from`; 0 from
+    scratch): a budget counts them with the run's own."""
+    return summary.get("init_from", {}).get("env_steps", 0)
+
+
 def training_mean_100(summary: dict, within: int | None = None) -> float:
     """The best training mean-100 the zoo knows of: at the end of the run or at the shipped
-    checkpoint, counting only those reached within `within` env steps when a budget is
-    given. (Not `best_score`: in runs that evaluate, that is the best in-training
-    evaluation, a few greedy games, not the mean of the last 100 training episodes.)"""
+    checkpoint, counting only those reached within `within` env steps (the starting
+    weights' included) when a budget is given. (Not `best_score`: in runs that evaluate,
+    that is the best in-training evaluation, a few greedy games, not the mean of the last
+    100 training episodes.)"""
     points = [(summary.get("mean_return_100"), summary.get("env_steps")),
               (summary.get("checkpoint_mean_return_100"), summary.get("checkpoint_env_steps"))]
-    return max((mean for mean, steps in points if mean is not None
-                and (within is None or (steps is not None and steps <= within))),
+    return max((mean for mean, steps in points if mean is not None and (
+                within is None or (steps is not None
+                                   and steps + steps_before(summary) <= within))),
                default=float("-inf"))
 
 
@@ -38,9 +46,10 @@ def eval_win_rate_at_least(bar: float):
 
 
 def agent_trained_within(summary: dict, within: int | None) -> bool:
-    """Whether the shipped checkpoint was written within `within` env steps (None: no budget)."""
+    """Whether the shipped checkpoint was written within `within` env steps, the starting
+    weights' included (None: no budget)."""
     steps = summary.get("checkpoint_env_steps") or summary.get("env_steps")
-    return within is None or (steps is not None and steps <= within)
+    return within is None or (steps is not None and steps + steps_before(summary) <= within)
 
 
 def eval_at_least(bar: float, within: int | None = None):
@@ -150,7 +159,9 @@ memorised trajectory (a cell with a date was measured after the agent shipped, b
 of the last 100 training episodes when the run stopped, and when the shipped checkpoint
 (the run's best) was written. "Met" applies the bar to the run as it was made; a bar not
 met is reported, not moved. Wall time is the training run's, on the machine named under
-the table.
+the table. An agent whose run started from another agent's weights (`--init-from`) counts
+those weights' env steps in its budget: its env steps read "total (before + its own)", and
+its note names the command that trained them.
 
 """
 
@@ -178,11 +189,21 @@ def row(name: str, notebook: str, bar: str, published: str, met) -> tuple[str, s
     if summary.get("win_rate_100") is not None:
         train += f"; win rate {summary['win_rate_100']:.2f}"
     ok = met(summary, record if name in WHOLE_RECORD else ev)
+    steps = fmt_steps(summary["env_steps"])
+    if steps_before(summary):
+        steps = f"{fmt_steps(summary['env_steps'] + steps_before(summary))} " \
+                f"({fmt_steps(steps_before(summary))} + {steps})"
     cells = [name, notebook, bar, "yes" if ok else "**no**", summary["algo"],
-             fmt_steps(summary["env_steps"]), f"{summary['wall_seconds'] / 3600:.2f} h", train,
+             steps, f"{summary['wall_seconds'] / 3600:.2f} h", train,
              score, sticky_cell(record, summary['env_id']), published, f"[curve](../zoo/{name}/curve.png)"]
     note = (f"- `{name}`: `{summary['command']}` on {summary['date']} at commit "
             f"{summary['commit']}; {summary['machine']}.")
+    start = summary.get("init_from")
+    if start:
+        source = (f"`{start['command']}` on {start['date']} at commit {start['commit']}"
+                  if "command" in start else f"`{start['checkpoint']}`")
+        note += (f" It started from the weights of {source} "
+                 f"({fmt_steps(start['env_steps'])} env steps, counted in its budget).")
     return "| " + " | ".join(cells) + " |", note
 
 

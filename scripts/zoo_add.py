@@ -87,6 +87,8 @@ def write_agent(run_dir: Path, staging: Path, args) -> dict:
     tensors, dtype = model_tensors(ckpt)
     meta = {"config": ckpt.meta["config"], "counters": ckpt.meta["counters"],
             "zoo": {"name": args.name, "source": str(ckpt.path), "dtype": dtype}}
+    if "init_from" in ckpt.meta:  # the weights it started from, so a later --init-from adds up
+        meta["init_from"] = ckpt.meta["init_from"]
     staging.mkdir(parents=True)
     save_checkpoint(staging / zoo.AGENT_FILE, tensors, meta)
     (staging / "config.yaml").write_text(yaml.safe_dump(ckpt.meta["config"], sort_keys=False))

@@ -116,6 +116,54 @@ def test_init_from_loads_matching_tensors_and_reports_the_rest(tmp_path, capsys)
     torch.testing.assert_close(dst[key], src[key], atol=1e-6, rtol=0)
 
 
+
+def test_init_from_records_where_the_weights_started_through_resumes_and_chains(tmp_path):
+    """A budget counts the steps of the weights a run started from: the summary and every
+    checkpoint record them, a resume keeps them, and a chain of init-froms adds them up."""
+    import json
+
+    first = train("cartpole-a2c", tmp_path / "a", quiet=True,
+                  overrides=SHORT + ["run.total_steps=400"])
+    assert "init_from" not in first
+    source = tmp_path / "a" / "checkpoints" / "final.safetensors"
+    overrides = SHORT + ["run.total_steps=200", "run.checkpoint_every=10"]
+    second = train("cartpole-a2c", tmp_path / "b", quiet=True, overrides=overrides,
+                   init_from=source)
+    assert second["init_from"] == {"checkpoint": str(source), "env_steps": first["env_steps"]}
+    final_b = tmp_path / "b" / "checkpoints" / "final.safetensors"
+    assert load_checkpoint(final_b).meta["init_from"] == second["init_from"]
+    resumed = train("cartpole-a2c", resume=tmp_path / "b", quiet=True,
+                    overrides=["run.total_steps=400"])
+    assert resumed["env_steps"] > second["env_steps"]
+    assert resumed["init_from"] == second["init_from"]
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["init_from"] \
+        == second["init_from"]
+    third = train("cartpole-a2c", tmp_path / "c", quiet=True, overrides=overrides,
+                  init_from=final_b)
+    assert third["init_from"]["env_steps"] == first["env_steps"] + resumed["env_steps"]
+
+
+def test_init_from_a_zoo_agent_records_the_command_that_trained_it(tmp_path):
+    """An agent's directory may be replaced later (by the agent trained from it): the run
+    keeps the name, command, date and commit that made its starting weights."""
+    import json
+
+    train("cartpole-a2c", tmp_path / "a", quiet=True, overrides=SHORT + ["run.total_steps=100"])
+    ckpt = load_checkpoint(tmp_path / "a" / "checkpoints" / "final.safetensors")
+    agent = tmp_path / "zoo" / "my-agent"
+    agent.mkdir(parents=True)
+    save_checkpoint(agent / "agent.safetensors", {f"model.{k}": v for k, v in
+                                                  ckpt.section("model").items()},
+                    {**ckpt.meta, "zoo": {"name": "my-agent", "source": "", "dtype": "float32"}})
+    made = {"command": "actorcritic train cartpole-a2c --seed 3", "date": "2026-12-01",
+            "commit": "abc1234"}
+    (agent / "summary.json").write_text(json.dumps({"env_steps": 100, **made}))
+    summary = train("cartpole-a2c", tmp_path / "b", quiet=True,
+                    overrides=SHORT + ["run.total_steps=100"], init_from=agent)
+    assert summary["init_from"] == {"checkpoint": str(agent / "agent.safetensors"),
+                                    "env_steps": ckpt.meta["counters"]["env_steps"],
+                                    "zoo": "my-agent", **made}
+
 SAVER = """
 import sys, torch
 from actorcritic.run.checkpoint import save_checkpoint

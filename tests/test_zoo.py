@@ -168,6 +168,23 @@ def test_results_judge_within_a_budget_only_what_was_reached_within_it():
     assert mean_and_eval_at_least(600, within=10_000_000)(late, {"mean_return": 700.0}) is False
 
 
+def test_results_count_the_starting_weights_steps_in_a_budget():
+    """A run started --init-from an agent of 4.5M steps that shipped its checkpoint at
+    5M of its own steps has used 9.5M of a 10M budget, not 5M."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from zoo_results import eval_at_least, steps_before, training_mean_100
+
+    summary = {"mean_return_100": 18.5, "env_steps": 6_000_000,
+               "checkpoint_mean_return_100": 18.0, "checkpoint_env_steps": 5_000_000,
+               "init_from": {"checkpoint": "zoo/pong-a3c/agent.safetensors",
+                             "env_steps": 4_500_000}}
+    assert steps_before(summary) == 4_500_000 and steps_before({"env_steps": 5}) == 0
+    assert training_mean_100(summary, within=10_000_000) == 18.0  # 9.5M; the end is 10.5M
+    assert training_mean_100(summary, within=9_000_000) == float("-inf")
+    assert eval_at_least(19, within=10_000_000)(summary, {"mean_return": 20.0}) is True
+    assert eval_at_least(19, within=9_000_000)(summary, {"mean_return": 20.0}) is False
+
+
 def test_results_judge_the_sticky_evaluation_against_the_plain_one():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from zoo_results import published_figure_held, sticky_share

@@ -111,8 +111,10 @@ class RunSession:
 
     def __init__(self, cfg: Config, run_dir: Path, device: torch.device | None = None, *,
                  resume: Checkpoint | None = None, quiet: bool = False,
-                 lock: RunDirLock | None = None):
+                 lock: RunDirLock | None = None, init_from: dict | None = None):
         self.cfg = cfg
+        # where the weights started (training.lineage), kept through resumes
+        self.init_from = resume.meta.get("init_from") if resume is not None else init_from
         self.lock = lock  # released by close()
         self.run_dir = Path(run_dir)
         self.device = device if device is not None else resolve_device(cfg.run.device)
@@ -252,6 +254,8 @@ class RunSession:
             "best_score": self.best_score,
             "next_eval": self.next_eval,
         }
+        if self.init_from:
+            meta["init_from"] = self.init_from
         meta.update(extra or {})
         return meta
 
@@ -349,6 +353,8 @@ class RunSession:
             "best_score": self.best_score,
             "run_dir": str(self.run_dir),
         }
+        if self.init_from:
+            out["init_from"] = self.init_from
         if self.window.win_rate is not None:
             out["win_rate_100"] = self.window.win_rate
         if self.scenario_windows.windows:
