@@ -123,6 +123,31 @@ def test_zoo_add_ships_a_run_and_keeps_a_better_agent(tmp_path):
     assert sorted(p.name for p in root.iterdir()) == ["cp"]  # no staging left behind
 
 
+def test_pick_checkpoint_plays_every_checkpoint_and_counts_the_starting_weights(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import pick_checkpoint
+
+    short = ["env.backend=sync", "env.num_envs=4", "run.eval_episodes=0", "run.log_every=5"]
+    first = actorcritic.train("cartpole-a2c", tmp_path / "a", quiet=True,
+                              overrides=short + ["run.total_steps=400"])["env_steps"]
+    actorcritic.train("cartpole-a2c", tmp_path / "b", quiet=True, overrides=short + [
+        "run.total_steps=600", "run.checkpoint_every=10", "run.keep_checkpoints=2"],
+        init_from=tmp_path / "a")
+    written = sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir())
+    lines = pick_checkpoint.table(tmp_path / "b", episodes=2, seed=5, within=first + 300)
+    rows = {line.split(" | ")[0][2:]: line for line in lines if ".safetensors |" in line}
+    assert sorted(rows) == written and len(written) >= 3
+    steps = [int(row.split(" | ")[1].replace(",", "")) for row in rows.values()]
+    assert steps == sorted(steps) and steps[0] > first  # counted with the starting weights'
+    assert all(row.endswith("| yes |" if step <= first + 300 else "| no |")
+               for row, step in zip(rows.values(), steps))
+    assert rows["final.safetensors"].endswith("| no |")
+    assert all("n/a (not Atari)" in row for row in rows.values())
+    played = actorcritic.load(tmp_path / "b" / "checkpoints" / "final.safetensors").evaluate(
+        2, seed=5)
+    assert f"| {played['mean_return']:.1f} +- " in rows["final.safetensors"]
+
+
 def test_results_page_is_current():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "zoo_results.py"),
                           "--check"], capture_output=True, text=True)
