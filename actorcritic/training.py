@@ -102,7 +102,8 @@ def _train_in_session(session: RunSession, model: ActorCritic, resume_ckpt) -> d
 def lineage(ckpt: Checkpoint) -> dict:
     """What a run started with --init-from records of its start: the checkpoint, the env
     steps its weights had trained for (those of its own init-from included), and, from a zoo
-    agent, the agent's name and the command, date and commit that trained it. A budget
+    agent, the agent's name, the command, date and commit that trained it and its run's
+    final training mean-100. A budget
     ("within 10M env steps") is judged on these steps plus the run's own
     (benchmarks/zoo_results.py)."""
     before = ckpt.meta.get("init_from", {}).get("env_steps", 0)
@@ -112,7 +113,8 @@ def lineage(ckpt: Checkpoint) -> dict:
         summary = Path(ckpt.path).parent / "summary.json"
         if summary.is_file():
             trained = json.loads(summary.read_text())
-            out.update({k: trained[k] for k in ("command", "date", "commit") if k in trained})
+            out.update({k: trained[k] for k in ("command", "date", "commit", "mean_return_100")
+                        if k in trained})
     return out
 
 

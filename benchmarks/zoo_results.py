@@ -202,8 +202,11 @@ def row(name: str, notebook: str, bar: str, published: str, met) -> tuple[str, s
     if start:
         source = (f"`{start['command']}` on {start['date']} at commit {start['commit']}"
                   if "command" in start else f"`{start['checkpoint']}`")
+        reached = (f", training mean-100 {start['mean_return_100']:.1f} at its end"
+                   if start.get("mean_return_100") is not None else "")
         note += (f" It started from the weights of {source} "
-                 f"({fmt_steps(start['env_steps'])} env steps, counted in its budget).")
+                 f"({fmt_steps(start['env_steps'])} env steps{reached}; the steps are counted "
+                 f"in its budget).")
     return "| " + " | ".join(cells) + " |", note
 
 

@@ -145,7 +145,8 @@ def test_init_from_records_where_the_weights_started_through_resumes_and_chains(
 
 def test_init_from_a_zoo_agent_records_the_command_that_trained_it(tmp_path):
     """An agent's directory may be replaced later (by the agent trained from it): the run
-    keeps the name, command, date and commit that made its starting weights."""
+    keeps the name, command, date, commit and training mean of the run that made its
+    starting weights (and nothing else of its summary)."""
     import json
 
     train("cartpole-a2c", tmp_path / "a", quiet=True, overrides=SHORT + ["run.total_steps=100"])
@@ -156,8 +157,8 @@ def test_init_from_a_zoo_agent_records_the_command_that_trained_it(tmp_path):
                                                   ckpt.section("model").items()},
                     {**ckpt.meta, "zoo": {"name": "my-agent", "source": "", "dtype": "float32"}})
     made = {"command": "actorcritic train cartpole-a2c --seed 3", "date": "2026-12-01",
-            "commit": "abc1234"}
-    (agent / "summary.json").write_text(json.dumps({"env_steps": 100, **made}))
+            "commit": "abc1234", "mean_return_100": 31.5}
+    (agent / "summary.json").write_text(json.dumps({"env_steps": 100, "sps": 9.0, **made}))
     summary = train("cartpole-a2c", tmp_path / "b", quiet=True,
                     overrides=SHORT + ["run.total_steps=100"], init_from=agent)
     assert summary["init_from"] == {"checkpoint": str(agent / "agent.safetensors"),
