@@ -103,18 +103,19 @@ def lineage(ckpt: Checkpoint) -> dict:
     """What a run started with --init-from records of its start: the checkpoint, the env
     steps its weights had trained for (those of its own init-from included), and, from a zoo
     agent, the agent's name, the command, date and commit that trained it and its run's
-    final training mean-100. A budget
-    ("within 10M env steps") is judged on these steps plus the run's own
+    final training mean-100 (read from the agent's summary.json where that reads).
+    A budget ("within 10M env steps") is judged on these steps plus the run's own
     (benchmarks/zoo_results.py)."""
     before = ckpt.meta.get("init_from", {}).get("env_steps", 0)
     out = {"checkpoint": str(ckpt.path), "env_steps": ckpt.meta["counters"]["env_steps"] + before}
     if "zoo" in ckpt.meta:
         out["zoo"] = ckpt.meta["zoo"]["name"]
-        summary = Path(ckpt.path).parent / "summary.json"
-        if summary.is_file():
-            trained = json.loads(summary.read_text())
-            out.update({k: trained[k] for k in ("command", "date", "commit", "mean_return_100")
-                        if k in trained})
+        try:
+            trained = json.loads((Path(ckpt.path).parent / "summary.json").read_text())
+        except (OSError, ValueError):
+            trained = {}
+        out.update({k: trained[k] for k in ("command", "date", "commit", "mean_return_100")
+                    if k in trained})
     return out
 
 
