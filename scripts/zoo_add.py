@@ -10,7 +10,8 @@ commit, the learning curve, and eval.json: the recorded evaluation (full games o
 >= 10 games, fixed seed; greedy, or sampled where the run evaluated by sampling:
 run.eval_greedy false) and the short one the regression guard in
 tests/test_zoo.py repeats. An existing agent is replaced only when the new evaluation's
-mean is higher (or with --force).
+mean is higher, or for Atari when it holds 75% of its score with sticky actions and the
+shipped one does not (or with --force).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from actorcritic.run.plots import plot_runs
 
 MAX_BYTES = 8 * 1024 * 1024
 STICKY_ACTIONS = 0.25  # ALE v5's default repeat-action probability
+STICKY_SHARE = 0.75  # issue 33: the sticky evaluation at least this share of the plain one
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -80,6 +82,29 @@ def evaluate(agent_dir: Path, episodes: int, seed: int, sticky_actions: float = 
     return {"episodes": episodes, "seed": seed, "greedy": agent.evaluates_greedy,
             "sticky_actions": sticky_actions,
             "play": "full games, all lives, raw score (no reward clipping)", **result}
+
+
+def sticky_held(record: dict) -> bool:
+    """The sticky evaluation is at least STICKY_SHARE of the plain one (issue 33's bar)."""
+    sticky, plain = record.get("sticky_evaluation"), record["evaluation"]["mean_return"]
+    return sticky is not None and bool(plain) and sticky["mean_return"] / plain >= STICKY_SHARE
+
+
+def why_keep(shipped: dict, new: dict) -> str | None:
+    """Why the shipped agent stays (None: the new one replaces it). The new one is better
+    when it scores higher; for Atari, also when it holds its score with sticky actions and
+    the shipped one does not (a higher plain score from a memorised trajectory is not
+    better)."""
+    if not shipped.get("evaluation"):
+        return None
+    old, score = shipped["evaluation"]["mean_return"], new["evaluation"]["mean_return"]
+    if score > old:
+        return None
+    if sticky_held(new) and not sticky_held(shipped):
+        return None
+    return f"it scores {old:g}, this run {score:g}" + (
+        ", and this run's sticky evaluation is under 75% of its plain one"
+        if "sticky_evaluation" in new and not sticky_held(new) else "")
 
 
 def write_agent(run_dir: Path, staging: Path, args) -> dict:
@@ -136,11 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(staging, ignore_errors=True)
     try:
         record = write_agent(args.run_dir, staging, args)
-        new = record["evaluation"]["mean_return"]
-        old = zoo.read_json(target, "eval.json").get("evaluation", {}).get("mean_return")
-        if old is not None and new <= old and not args.force:
-            raise UserError(f"{target} scores {old:g}, this run {new:g}: kept the zoo agent "
-                            f"(--force replaces it)")
+        kept = why_keep(zoo.read_json(target, "eval.json"), record)
+        if kept and not args.force:
+            raise UserError(f"{target}: {kept}: kept the zoo agent (--force replaces it)")
         if (staging / zoo.AGENT_FILE).stat().st_size > MAX_BYTES:
             raise UserError(f"{args.name}: the agent file is over 8 MB")
         backup = args.zoo_root / f".{args.name}.old"

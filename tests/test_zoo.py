@@ -148,6 +148,27 @@ def test_pick_checkpoint_plays_every_checkpoint_and_counts_the_starting_weights(
     assert f"| {played['mean_return']:.1f} +- " in rows["final.safetensors"]
 
 
+def test_zoo_add_replaces_a_better_scoring_agent_that_loses_its_game_to_sticky_actions():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from zoo_add import why_keep
+
+    def record(plain, sticky=None):
+        out = {"evaluation": {"mean_return": plain}}
+        if sticky is not None:
+            out["sticky_evaluation"] = {"mean_return": sticky}
+        return out
+
+    assert why_keep({}, record(5.0)) is None  # nothing shipped yet
+    assert why_keep(record(19.9, 4.2), record(20.3, 5.0)) is None  # scores higher
+    assert why_keep(record(19.9, 4.2), record(19.5, 16.0)) is None  # holds 82%, old 21%
+    assert why_keep(record(19.9), record(19.5, 16.0)) is None  # old one not measured
+    kept = why_keep(record(19.9, 4.2), record(19.5, 10.0))  # 51%: not robust either
+    assert kept == "it scores 19.9, this run 19.5, and this run's sticky evaluation is " \
+                   "under 75% of its plain one"
+    assert why_keep(record(19.9, 16.0), record(19.5, 17.0)) == "it scores 19.9, this run 19.5"
+    assert why_keep(record(500.0), record(400.0)) == "it scores 500, this run 400"
+
+
 def test_results_page_is_current():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "zoo_results.py"),
                           "--check"], capture_output=True, text=True)
