@@ -143,6 +143,11 @@ def test_pick_checkpoint_plays_every_checkpoint_and_counts_the_starting_weights(
                for row, step in zip(rows.values(), steps))
     assert rows["final.safetensors"].endswith("| no |")
     assert all("n/a (not Atari)" in row for row in rows.values())
+    own = sorted(step - first for step in steps)
+    later = pick_checkpoint.run_checkpoints(tmp_path / "b", min_steps=own[1])
+    assert len(later) == len(written) - 1 and later[-1].name == "final.safetensors"
+    with pytest.raises(SystemExit, match="no checkpoint in .* from 10,000 env steps on"):
+        pick_checkpoint.run_checkpoints(tmp_path / "b", min_steps=10_000)
     played = actorcritic.load(tmp_path / "b" / "checkpoints" / "final.safetensors").evaluate(
         2, seed=5)
     assert f"| {played['mean_return']:.1f} +- " in rows["final.safetensors"]
