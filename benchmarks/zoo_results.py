@@ -185,7 +185,7 @@ def row(name: str, notebook: str, bar: str, published: str, met) -> tuple[str, s
     train = f"{summary['mean_return_100']:.1f} at the end"
     if summary.get("checkpoint_mean_return_100") is not None:
         train += (f"; {summary['checkpoint_mean_return_100']:.1f} at the agent's checkpoint "
-                  f"({fmt_steps(summary['checkpoint_env_steps'])})")
+                  f"({fmt_steps(summary['checkpoint_env_steps'] + steps_before(summary))})")
     if summary.get("win_rate_100") is not None:
         train += f"; win rate {summary['win_rate_100']:.2f}"
     ok = met(summary, record if name in WHOLE_RECORD else ev)

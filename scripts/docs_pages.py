@@ -8,6 +8,7 @@ a help text stops the build with one line (`DocsError`).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from pathlib import Path
 
@@ -98,8 +99,11 @@ def presets_page() -> str:
 
 
 def results_rows() -> list[dict[str, str]]:
-    """The rows of docs/RESULTS.md's table (generated from zoo/ and checked current)."""
-    lines = [ln for ln in RESULTS.read_text().splitlines() if ln.startswith("| ")]
+    """The rows of docs/RESULTS.md's main table, its first (generated from zoo/ and checked
+    current); the per-scenario and published-figure tables after it are left out."""
+    table = itertools.takewhile(lambda ln: ln.startswith("|"), itertools.dropwhile(
+        lambda ln: not ln.startswith("|"), RESULTS.read_text().splitlines()))
+    lines = [ln for ln in table if ln.startswith("| ")]  # not the |---| line
     header = [c.strip() for c in lines[0].strip().strip("|").split("|")]
     rows = []
     for line in lines[1:]:
