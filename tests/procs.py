@@ -12,16 +12,22 @@ from pathlib import Path
 
 
 def children(pid: int) -> set[int]:
-    """Child processes of `pid` (zombies included), read from /proc."""
-    out = set()
+    """Processes that `pid` started (zombies included), read from /proc: its children and
+    theirs, since local workers are forked by a fork server that `pid` started."""
+    kids: dict[int, set[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.add(int(entry.name))
+            kids.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), set()).add(int(entry.name))
+    out, todo = set(), [pid]
+    while todo:
+        for child in kids.get(todo.pop(), ()):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from procs import cli_process
+from procs import children, cli_process
 
 from actorcritic.algorithms.hogwild import a3c_update, pull_params
 from actorcritic.algorithms.shared_optim import SharedAdam
@@ -238,13 +238,13 @@ def _proc_stat(pid: int) -> tuple[str, str, int, int] | None:
 
 
 def _children(ppid: int) -> dict[int, tuple[str, int]]:
-    """pid -> (comm, starttime) of the live children of ppid."""
+    """pid -> (comm, starttime) of the live processes ppid started (the workers are forked
+    by its fork server)."""
     out = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            st = _proc_stat(int(entry))
-            if st and st[2] == ppid and st[1] != "Z":
-                out[int(entry)] = (st[0], st[3])
+    for pid in children(ppid):
+        st = _proc_stat(pid)
+        if st and st[1] != "Z":
+            out[pid] = (st[0], st[3])
     return out
 
 

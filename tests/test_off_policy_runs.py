@@ -88,7 +88,10 @@ def test_a_trained_agent_acts_deterministically_within_the_box(trained):
     assert action.shape == (1,) and state is None and -2.0 <= action[0] <= 2.0
     assert np.array_equal(action, agent.act(obs)[0])
     batch, _ = agent.act(np.stack([obs, obs * 0.5]))
-    assert batch.shape == (2, 1) and np.array_equal(batch[0], action)
+    # A row of a batch acts as the observation alone does, to float rounding: one row and
+    # two run different matrix kernels (on AVX-512 hosts they differ in the last bit).
+    assert batch.shape == (2, 1)
+    np.testing.assert_allclose(batch[0], action, rtol=1e-6, atol=1e-7)
     result = agent.evaluate(episodes=2)
     assert result["episodes"] == 2 and result["mean_length"] == 200
 

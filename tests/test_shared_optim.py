@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from torch import nn
 
 from actorcritic.algorithms.optimizers import RMSpropTF
 from actorcritic.algorithms.shared_optim import SharedAdam, SharedRMSprop, SharedRMSpropTF
+from actorcritic.run.workers import process_context
 
 VARIANTS = {
     "adam": (SharedAdam, torch.optim.Adam, {"lr": 1e-2, "eps": 1e-5}),
@@ -126,7 +126,7 @@ def test_step_count_is_global_across_processes():
     """N processes x k steps each: every parameter's shared step counter reads N*k, and the
     parameters (shared memory too) moved in the parent. Adam and RMSprop, one lock each."""
     n, k = 3, 4
-    ctx = mp.get_context("spawn")
+    ctx = process_context()  # as the A3C workers start
     jobs = []
     for cls in (SharedAdam, SharedRMSprop):
         net = _net()
@@ -138,7 +138,7 @@ def test_step_count_is_global_across_processes():
         p.start()
     try:
         for p in procs:
-            p.join(300)  # spawning three torch processes on a loaded machine is slow
+            p.join(300)
             assert p.exitcode == 0
     finally:
         for p in procs:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 
 import torch
-import torch.multiprocessing as mp
 from torch import nn
 
 from actorcritic.algorithms.shared_optim import make_shared_optimizer
 from actorcritic.algorithms.update import OptimizerState, accelerators_line, reuses_acting_graph
 from actorcritic.run.loop import Stats, run_loop
+from actorcritic.run.workers import process_context
 from actorcritic.samplers.a3c_workers import A3CSampler, ChildPool
 from actorcritic.samplers.experience import Collected
 
@@ -47,7 +47,7 @@ def run_a3c(session, model: nn.Module, resume=None) -> None:
     cfg = session.cfg  # session.device is the CPU (the registry's cpu_only)
     model.to("cpu")
     model.share_memory()
-    lock = mp.get_context("spawn").Lock() if cfg.algo.shared_lock else None
+    lock = process_context().Lock() if cfg.algo.shared_lock else None
     optimizer = make_shared_optimizer(model.parameters(), cfg.algo, lock)
     if resume is not None:
         load_optimizer(optimizer, resume)  # shared again by SharedAdam/SharedRMSprop

@@ -22,13 +22,11 @@ run starts from; their sum drives the learning-rate schedule in every worker.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections import deque
 from multiprocessing.connection import wait as wait_connections
 
 import torch
-import torch.multiprocessing as mp
 from torch import nn
 
 from actorcritic.algorithms.hogwild import HogwildLearner, pull_params
@@ -37,6 +35,8 @@ from actorcritic.run.workers import (
     ErrorReport,
     WorkerPool,
     child_setup,
+    main_process_alive,
+    process_context,
     raise_report,
     reap_process,
     send_report,
@@ -52,11 +52,12 @@ JOIN_GRACE = 5.0                    # seconds children get to stop before SIGTER
 # ---------------------------------------------------------------- child processes
 
 def worker_main(wid: int, cfg, global_model: nn.Module, optimizer, counters: torch.Tensor,
-                stop, conn, seed: int, parent_pid: int) -> None:
-    """Entry point of worker process `wid` (spawned; everything arrives pickled)."""
+                stop, conn, seed: int) -> None:
+    """Entry point of worker process `wid` (forked by the fork server; everything arrives
+    pickled, the shared model and optimizer as shared memory)."""
     child_setup(f"a3c-worker-{wid}", seed)
     try:
-        _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_pid)
+        _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed)
     except BaseException as exc:
         send_report(conn, f"A3C worker {wid}", exc)
         raise SystemExit(1) from None
@@ -64,7 +65,7 @@ def worker_main(wid: int, cfg, global_model: nn.Module, optimizer, counters: tor
         conn.close()
 
 
-def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_pid) -> None:
+def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed) -> None:
     """One worker: A2C's synchronous sampler over its own envs, the Hogwild learner."""
     from actorcritic.algorithms.reward_scaling import ConstantScale
     from actorcritic.envs import make_vector_env
@@ -86,7 +87,7 @@ def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_
         row = counters[wid]
         conn.send(("ready",))
         n = 0
-        while not stop.is_set() and os.getppid() == parent_pid:
+        while not stop.is_set() and main_process_alive():
             learner.pull()
             totals = counters.sum(0)
             lr = lr_at(cfg.algo, int(totals[STEPS]), cfg.run.total_steps, int(totals[EPISODES]))
@@ -110,7 +111,7 @@ def _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed, parent_
         envs.close()
 
 
-def evaluator_main(cfg, global_model: nn.Module, conn, parent_pid: int) -> None:
+def evaluator_main(cfg, global_model: nn.Module, conn) -> None:
     """Entry point of the evaluator: on request, snapshot the global model and play it."""
     import copy
 
@@ -120,7 +121,7 @@ def evaluator_main(cfg, global_model: nn.Module, conn, parent_pid: int) -> None:
     try:
         local = copy.deepcopy(global_model)  # private tensors, not shared
         conn.send(("ready",))
-        while os.getppid() == parent_pid:
+        while main_process_alive():
             if not conn.poll(1.0):
                 conn.send(("heartbeat",))
                 continue
@@ -151,7 +152,7 @@ class ChildPool:
     def __init__(self, session, model: nn.Module, optimizer, counters: torch.Tensor):
         self.session, self.cfg = session, session.cfg
         self.model, self.optimizer, self.counters = model, optimizer, counters
-        self.ctx = mp.get_context("spawn")
+        self.ctx = process_context()
         self.stop_event = self.ctx.Event()
         self.stopped = False
         workers = self.cfg.algo.num_workers
@@ -180,12 +181,12 @@ class ChildPool:
     def start_worker(self, index: int, seed: int) -> None:
         if index == self.evaluator:
             conn, child_conn = self.ctx.Pipe(duplex=True)
-            target, args = evaluator_main, (self.cfg, self.model, child_conn, os.getpid())
+            target, args = evaluator_main, (self.cfg, self.model, child_conn)
         else:
             conn, child_conn = self.ctx.Pipe(duplex=False)
             target = worker_main
             args = (index, self.cfg, self.model, self.optimizer, self.counters, self.stop_event,
-                    child_conn, seed, os.getpid())
+                    child_conn, seed)
             self.sps_mark[index] = (time.monotonic(), int(self.counters[index, STEPS]))
         self.procs[index] = start_process(self.ctx, target, args,
                                           f"a3c-{self.pool.names[index]}")

@@ -28,6 +28,7 @@ from actorcritic.run.workers import (
     ErrorReport,
     WorkerPool,
     child_setup,
+    process_context,
     raise_report,
     reap_process,
     start_process,
@@ -221,7 +222,7 @@ def _actor_main(cfg_dict: dict, index: int, seed: int, out, params, version, loc
 
 
 class LocalActors:
-    """`algo.num_workers` actor processes on this machine (spawn context): the transport
+    """`algo.num_workers` actor processes on this machine (`process_context`): the transport
     of a `WorkerPool`, which restarts one that dies or whose heartbeat stops.
 
     Parameters live in one shared float32 array guarded by a lock; trajectories come back
@@ -229,10 +230,9 @@ class LocalActors:
     """
 
     def __init__(self, cfg: Config, updates: int = 0):
-        import multiprocessing as mp
 
         self.cfg = cfg
-        self.ctx = mp.get_context("spawn")
+        self.ctx = process_context()
         n = cfg.algo.num_workers
         self.queue = self.ctx.Queue(maxsize=max(n, cfg.algo.learner_batch))
         self.stop_event = self.ctx.Event()
@@ -241,6 +241,7 @@ class LocalActors:
         self.heartbeat = self.ctx.RawArray("d", n)
         self.params = None
         self.procs: list = [None] * n
+        self.checked_at = time.monotonic()  # when the pool last looked at its workers
         self.pool = WorkerPool("IMPALA worker", n, self, cfg.run.worker_timeout,
                                cfg.run.max_worker_restarts, cfg.run.seed, updates)
 
@@ -281,7 +282,12 @@ class LocalActors:
             self.version.value = version
 
     def next(self) -> Trajectory:
+        """The next trajectory from any actor. At least once a second the pool looks at its
+        workers, even while the others keep the queue full: a dead actor is replaced then,
+        not when the queue first runs dry."""
         while True:
+            if time.monotonic() - self.checked_at >= 1.0:
+                self._check_workers()
             try:
                 kind, payload = self.queue.get(timeout=1.0)
             except queue_mod.Empty:
@@ -292,6 +298,7 @@ class LocalActors:
             return payload
 
     def _check_workers(self) -> None:
+        self.checked_at = time.monotonic()
         for index, state in enumerate(self.pool.workers):
             beat = self.heartbeat[index]
             if beat > state.last_seen:

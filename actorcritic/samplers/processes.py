@@ -7,8 +7,8 @@ split between processes, each a whole A2C loop on its share running on one threa
 process steps its emulators while another runs its network.
 
 The training process is rank 0: it keeps the session (logging, evaluation, checkpoints,
-stop conditions) and the optimizer. Helpers are spawned processes that hold the same model,
-its parameters in shared memory. One update:
+stop conditions) and the optimizer. Helpers are worker processes (`process_context`) that
+hold the same model, its parameters in shared memory. One update:
 
 1. rank 0 sends every helper "go"; every process collects its rollout with the current
    parameters; each helper sends the episodes that finished in it (the sampler's, so
@@ -34,7 +34,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-import torch.multiprocessing as mp
 from torch import nn
 
 from actorcritic.envs.vector import Episode, answered_within
@@ -42,6 +41,7 @@ from actorcritic.errors import WorkerFailure
 from actorcritic.run.workers import (
     STARTUP_GRACE,
     child_setup,
+    process_context,
     raise_report,
     reap_process,
     send_report,
@@ -129,7 +129,7 @@ def valid_count(buf) -> float:
 
 def helper_main(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, seed: int,
                 make_envs=None) -> None:
-    """Entry point of helper process `rank` (spawned; the model arrives in shared memory).
+    """Entry point of helper process `rank` (forked by the fork server; the model arrives in shared memory).
     `seed` seeds its action sampling; `make_envs(env_cfg, seed)` (default
     `make_vector_env`) builds its envs."""
     child_setup(f"a2c-process-{rank}", seed)
@@ -201,7 +201,7 @@ class Helpers:
         self.cfg = cfg
         count = cfg.algo.processes - 1
         self.rows = torch.zeros((count, num_params)).share_memory_()
-        ctx = mp.get_context("spawn")
+        ctx = process_context()
         self.conns, self.procs = [], []
         for rank in range(1, count + 1):
             parent, child = ctx.Pipe()
