@@ -122,7 +122,9 @@ def test_local_actors_train_log_policy_lag_and_resume(tmp_path):
 
 
 def test_dead_actor_process_is_replaced(tmp_path):
-    """Kill an actor process mid-run: a new one takes its place and training finishes."""
+    """Kill an actor process mid-run while the other keeps the learner fed: a new one takes
+    its place within a second or so (the pool looks at its workers at least once a second,
+    not only when the queue runs dry) and training finishes."""
     seen: dict[str, int] = {}
 
     def actor_1():
@@ -147,7 +149,8 @@ def test_dead_actor_process_is_replaced(tmp_path):
     thread.start()
     summary = train("cartpole-impala", tmp_path / "run", quiet=True,
                     overrides=["run.total_steps=40000", "run.eval_episodes=0",
-                               "run.max_worker_restarts=1", "run.stop_mean_return=null", "run.stop_eval_return=null"])
+                               "run.max_worker_restarts=1", "run.stop_mean_return=null",
+                               "run.stop_eval_return=null"])
     thread.join(5)
     assert "killed" in seen, "the actor process was never seen"
     assert "replacement" in seen, "no new actor process replaced the killed one"
