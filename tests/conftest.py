@@ -53,6 +53,18 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
+# Tests that take minutes each (the zoo guards play 10 full Atari games: Breakout's take
+# about 3 minutes). Collected last (tests/test_zoo.py), they started in the suite's last
+# minutes and set its end; run first, they overlap with everything else.
+LONGEST_FIRST = ("test_zoo_agent_still_scores",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Start the longest tests first: on two workers the suite ends when its last long test
+    does, so a long test scheduled last adds its whole length to the wall time."""
+    items.sort(key=lambda item: item.originalname not in LONGEST_FIRST)
+
+
 def pytest_xdist_node_collection_finished(node, ids):
     """On the xdist controller: the suite's groups arrive as ids tagged `@group`. A pytest
     that xdist cannot tag (pyproject.toml says which) stops the run here rather than
