@@ -230,7 +230,6 @@ class LocalActors:
     """
 
     def __init__(self, cfg: Config, updates: int = 0):
-
         self.cfg = cfg
         self.ctx = process_context()
         n = cfg.algo.num_workers

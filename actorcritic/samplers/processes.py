@@ -129,7 +129,8 @@ def valid_count(buf) -> float:
 
 def helper_main(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, seed: int,
                 make_envs=None) -> None:
-    """Entry point of helper process `rank` (forked by the fork server; the model arrives in shared memory).
+    """Entry point of helper process `rank` (forked by the fork server; the model arrives in
+    shared memory).
     `seed` seeds its action sampling; `make_envs(env_cfg, seed)` (default
     `make_vector_env`) builds its envs."""
     child_setup(f"a2c-process-{rank}", seed)
