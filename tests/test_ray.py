@@ -3,12 +3,17 @@ parameter broadcast through the object store, replacement of a killed actor, tea
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
+import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+from procs import children
 from solving import solves_in_one_of_two_seeds
 
 from actorcritic.config import load_config
@@ -75,6 +80,58 @@ def test_killed_actor_is_replaced_and_cluster_shut_down(tmp_path):
     with open(tmp_path / "run" / "metrics.csv") as fh:
         lags = [float(r["diag/policy_lag"]) for r in csv.DictReader(fh) if r["diag/policy_lag"]]
     assert lags and min(lags) >= 0
+
+
+def _rollout_worker_pids() -> list[int]:
+    """The processes of this test's Ray rollout actors (Ray titles them after the class)."""
+    pids = []
+    for pid in children(os.getpid()):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::RayRolloutWorker"):
+                pids.append(pid)
+    return sorted(pids)
+
+
+def test_hung_actor_is_replaced_while_the_others_keep_sending(tmp_path):
+    """Stop (SIGSTOP) one Ray actor while the other keeps sending rollouts: the pool still
+    looks at its actors every second, so the silent one is replaced after
+    run.worker_timeout instead of going unnoticed for the rest of the run."""
+    seen: dict = {}
+
+    def stopper():
+        deadline = time.time() + 120
+        while time.time() < deadline and "stopped" not in seen:
+            # once both actors have sent episodes (a new actor gets a longer start-up grace)
+            with contextlib.suppress(FileNotFoundError), \
+                    open(tmp_path / "run" / "episodes.csv") as fh:
+                if {row["worker"] for row in csv.DictReader(fh)} == {"0", "1"}:
+                    pids = _rollout_worker_pids()
+                    if len(pids) == 2:
+                        os.kill(pids[0], signal.SIGSTOP)
+                        seen["stopped"] = pids[0]
+            time.sleep(0.2)
+        while time.time() < deadline and "stopped" in seen:
+            for i in range(2):
+                with contextlib.suppress(ValueError):
+                    seen["replacement"] = ray.get_actor(worker_name(i, 1))
+                    return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=stopper, daemon=True)
+    thread.start()
+    try:
+        summary = train("cartpole-impala", tmp_path / "run", quiet=True, overrides=[
+            "run.backend=ray", "run.total_steps=80000", "run.eval_episodes=0",
+            "run.worker_timeout=2", "run.max_worker_restarts=1", "run.stop_mean_return=null",
+            "run.stop_eval_return=null", "run.log_every=2"])
+    finally:
+        thread.join(10)
+        if "stopped" in seen:  # the cluster is gone; make sure the stopped process is too
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(seen["stopped"], signal.SIGKILL)
+    assert "stopped" in seen, "no actor was stopped"
+    assert "replacement" in seen, "the silent actor was not replaced"
+    assert summary["status"] == "finished" and summary["env_steps"] >= 80000
 
 
 @pytest.fixture(scope="module")

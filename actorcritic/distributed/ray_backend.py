@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -214,6 +215,7 @@ class RayActors:
         self.version = -1
         self.flat: np.ndarray | None = None
         self.params_ref = None
+        self.checked_at = time.monotonic()  # when the pool last looked at its workers
         self.pool = WorkerPool("Ray worker", self.n, self, cfg.run.worker_timeout,
                                cfg.run.max_worker_restarts, cfg.run.seed, updates)
 
@@ -259,11 +261,16 @@ class RayActors:
         self.pending[ref] = (i, self.pool.workers[i].incarnation)
 
     def next(self) -> Trajectory | WorkerGradient:
+        """The next result of any actor. The pool looks at its actors at least once a
+        second, even while the others keep sending: an actor that hangs is replaced after
+        `run.worker_timeout`, not only once every actor has gone quiet."""
         ray = self.ray
         while True:
+            if time.monotonic() - self.checked_at >= 1.0:
+                self._check_workers()
             ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=1.0)
             if not ready:
-                self.pool.check()
+                self._check_workers()
                 continue
             ref = ready[0]
             i, gen = self.pending.pop(ref)
@@ -281,6 +288,10 @@ class RayActors:
             self.pool.heard_from(i)
             self._submit(i)
             return result
+
+    def _check_workers(self) -> None:
+        self.checked_at = time.monotonic()
+        self.pool.check()
 
     def nodes(self) -> int:
         return sum(1 for node in self.ray.nodes() if node.get("Alive"))
