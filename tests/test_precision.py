@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from actorcritic.algorithms.update import rollout_loss
+from actorcritic.algorithms.update import accelerators_line, rollout_loss
 from actorcritic.cli import main
 from actorcritic.config import AlgoConfig, ModelConfig, load_config
 from actorcritic.models.actor_critic import ActorCritic
@@ -103,13 +103,21 @@ def test_precision_may_change_on_resume(tmp_path):
                             tmp_path)
 
 
+def test_the_start_line_names_a_bfloat16_encoder():
+    assert accelerators_line("torch", "torch", "bfloat16") == \
+        "accelerators: none (the plain torch path); encoder in bfloat16 (model.precision)"
+    assert accelerators_line("torch", "torch") == "accelerators: none (the plain torch path)"
+
+
 @pytest.mark.slow
-def test_short_pong_run_in_bfloat16(tmp_path):
-    summary = train("pong-a2c-tuned", tmp_path / "run", quiet=True, overrides=[
+def test_short_pong_run_in_bfloat16(tmp_path, capsys):
+    summary = train("pong-a2c-tuned", tmp_path / "run", quiet=False, overrides=[
         "model.precision=bfloat16", "env.num_envs=4", "run.total_steps=1000",
         "run.eval_episodes=1", "env.max_episode_steps=100", "run.log_every=5",
         "run.torch_threads=1"])
     assert summary["status"] == "finished" and summary["env_steps"] >= 1000
+    out = capsys.readouterr()
+    assert "encoder in bfloat16 (model.precision)" in out.out + out.err  # said at start
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     losses = [float(r["losses/total"]) for r in rows if r.get("losses/total")]
     assert losses and all(math.isfinite(v) for v in losses)
