@@ -78,6 +78,16 @@ def test_silence_counts_after_start_up_and_not_while_busy():
     assert pool.restarts == 1
 
 
+def test_a_check_is_due_an_interval_after_the_last_one():
+    pool, _ = pool_of()
+    pool.check()
+    assert not pool.check_due(interval=0.05)
+    time.sleep(0.06)
+    assert pool.check_due(interval=0.05)
+    pool.check()
+    assert not pool.check_due(interval=0.05)
+
+
 def test_a_stopped_pool_restarts_nothing():
     pool, transport = pool_of()
     pool.stop_all()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -215,7 +214,6 @@ class RayActors:
         self.version = -1
         self.flat: np.ndarray | None = None
         self.params_ref = None
-        self.checked_at = time.monotonic()  # when the pool last looked at its workers
         self.pool = WorkerPool("Ray worker", self.n, self, cfg.run.worker_timeout,
                                cfg.run.max_worker_restarts, cfg.run.seed, updates)
 
@@ -266,11 +264,11 @@ class RayActors:
         `run.worker_timeout`, not only once every actor has gone quiet."""
         ray = self.ray
         while True:
-            if time.monotonic() - self.checked_at >= 1.0:
-                self._check_workers()
+            if self.pool.check_due():
+                self.pool.check()
             ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=1.0)
             if not ready:
-                self._check_workers()
+                self.pool.check()
                 continue
             ref = ready[0]
             i, gen = self.pending.pop(ref)
@@ -288,10 +286,6 @@ class RayActors:
             self.pool.heard_from(i)
             self._submit(i)
             return result
-
-    def _check_workers(self) -> None:
-        self.checked_at = time.monotonic()
-        self.pool.check()
 
     def nodes(self) -> int:
         return sum(1 for node in self.ray.nodes() if node.get("Alive"))

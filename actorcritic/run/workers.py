@@ -161,6 +161,7 @@ class WorkerPool:
     updates: int = 0           # the update the run (or its resume) started at
     names: list[str] = field(default_factory=list)
     restarts: int = 0
+    checked_at: float = field(default_factory=time.monotonic)  # the last `check()`
 
     def __post_init__(self) -> None:
         watch_for_continue()
@@ -192,11 +193,17 @@ class WorkerPool:
         `on_restart(index, why)` runs before the restart (release what a killed worker
         held); `say(line)` tells the user.
         """
-        now = time.monotonic()
+        now = self.checked_at = time.monotonic()
         for index, state in enumerate(self.workers):
             why = self._trouble(index, state, now) if state.running else None
             if why is not None:
                 self.restart(index, why, on_restart, say)
+
+    def check_due(self, interval: float = 1.0) -> bool:
+        """Whether `interval` seconds have passed since the last `check()`. A transport
+        whose results keep arriving asks this before each one, so that one silent worker
+        among busy ones is still replaced after `run.worker_timeout`."""
+        return time.monotonic() - self.checked_at >= interval
 
     def _trouble(self, index: int, state: WorkerState, now: float) -> str | None:
         code = self.transport.exit_code(index)

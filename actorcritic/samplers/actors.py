@@ -240,7 +240,6 @@ class LocalActors:
         self.heartbeat = self.ctx.RawArray("d", n)
         self.params = None
         self.procs: list = [None] * n
-        self.checked_at = time.monotonic()  # when the pool last looked at its workers
         self.pool = WorkerPool("IMPALA worker", n, self, cfg.run.worker_timeout,
                                cfg.run.max_worker_restarts, cfg.run.seed, updates)
 
@@ -285,7 +284,7 @@ class LocalActors:
         workers, even while the others keep the queue full: a dead actor is replaced then,
         not when the queue first runs dry."""
         while True:
-            if time.monotonic() - self.checked_at >= 1.0:
+            if self.pool.check_due():
                 self._check_workers()
             try:
                 kind, payload = self.queue.get(timeout=1.0)
@@ -297,7 +296,8 @@ class LocalActors:
             return payload
 
     def _check_workers(self) -> None:
-        self.checked_at = time.monotonic()
+        """Take the heartbeats the actors wrote into shared memory, then let the pool
+        judge them."""
         for index, state in enumerate(self.pool.workers):
             beat = self.heartbeat[index]
             if beat > state.last_seen:
