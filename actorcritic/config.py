@@ -102,10 +102,11 @@ class ModelConfig:
                              "evaluating, exported)")
     obs_clip: float = _f(10.0, "with model.normalize_obs: clip normalized observations to "
                          "[-obs_clip, obs_clip]", min=0, min_exclusive=True)
-    precision: str = _f("float32", "arithmetic of the CNN encoder (bfloat16: its convolutions "
+    precision: str = _f("auto", "arithmetic of the CNN encoder (bfloat16: its convolutions "
                         "and dense layer run under autocast; parameters, heads, losses and "
-                        "the optimizer stay float32; pays on CPUs with AVX512-BF16 or AMX)",
-                        choices=("float32", "bfloat16"))
+                        "the optimizer stay float32; auto: bfloat16 for the built-in CNNs on "
+                        "a CPU with AMX or AVX512-BF16, else float32; named at start)",
+                        choices=("auto", "float32", "bfloat16"))
 
 
 @dataclass

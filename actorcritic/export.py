@@ -27,8 +27,9 @@ The graph is written by PyTorch's torch.export-based exporter (`dynamo=True`) at
 by default. Before the file is written, the graph runs in ONNX Runtime on real observations
 of the agent's env, next to the torch model, carrying the recurrent state over several steps
 and through a reset; a graph that differs is refused and nothing is written.
-`model.precision=bfloat16` agents are exported in float32 (their parameters are float32;
-ONNX Runtime has no bfloat16 CPU convolutions), which the export reports.
+Agents whose encoder runs in bfloat16 (`model.precision`) are exported in float32 (their
+parameters are float32; ONNX Runtime has no bfloat16 CPU convolutions), which the export
+reports.
 """
 
 from __future__ import annotations
@@ -190,8 +191,9 @@ def float32_copy(model: ActorCritic) -> tuple[ActorCritic, list[str]]:
     for trunk in (model.actor_trunk, model.critic_trunk):
         if trunk is not None and trunk.bfloat16:
             trunk.bfloat16 = False
-            notes = ["model.precision=bfloat16: the graph computes in float32 (the parameters "
-                     "are float32), so it differs from bfloat16 acting by bfloat16 rounding"]
+            notes = [f"model.precision={trunk.precision_setting} runs the encoder in bfloat16 "
+                     "here; the graph computes in float32 (the parameters are float32), so it "
+                     "differs from bfloat16 acting by bfloat16 rounding"]
     return model, notes
 
 

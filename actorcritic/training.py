@@ -17,7 +17,7 @@ from actorcritic.config import Config, apply_overrides, load_config
 from actorcritic.custom import adopt, readopt
 from actorcritic.envs import spaces_for
 from actorcritic.errors import CheckpointError, EnvError, RunFailure
-from actorcritic.models.actor_critic import ActorCritic, build_model, set_threads
+from actorcritic.models.actor_critic import ActorCritic, build_model, place_encoders, set_threads
 from actorcritic.run.checkpoint import (
     Checkpoint,
     CheckpointDir,
@@ -174,8 +174,10 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
         raise
     try:
         model.to(session.device)
-        for note in notes + [device_note] * bool(device_note):
-            session.progress.message(note)
+        precision = place_encoders(model, session.device.type)  # auto: decided here
+        for note in (*notes, device_note, precision.line() if precision else None):
+            if note:
+                session.progress.message(note)
         if resume_ckpt is not None:
             session.progress.message(f"resuming {run_dir} from {resume_ckpt.path.name} at "
                                      f"{session.env_steps} env steps")

@@ -25,8 +25,11 @@ import tempfile
 import torch
 from common import Timer, machine, print_table, require_sb3
 
+# float32 unless a row says otherwise (model.precision=auto would pick bfloat16 on a CPU with
+# AMX; SB3 runs in float32): --bfloat16 adds those rows
 OFF = ["run.eval_episodes=0", "run.eval_every=0", "run.stop_eval_return=null",
-       "run.stop_mean_return=null", "run.log_every=1000", "run.checkpoint_every=0"]
+       "run.stop_mean_return=null", "run.log_every=1000", "run.checkpoint_every=0",
+       "model.precision=float32"]
 
 
 def ours(preset: str, steps: int, extra: list[str]) -> float:

@@ -81,7 +81,7 @@ def test_worker_learns_through_its_replayed_acting_passes(shared_trunk):
     from actorcritic.samplers.sync import SyncSampler
 
     cfg = load_config("pong-a3c-tuned", env={"num_envs": 2}, run={"log_every": 1},
-                      model={"shared_trunk": shared_trunk})
+                      model={"shared_trunk": shared_trunk, "precision": "float32"})
     envs = make_vector_env(cfg.env, seed=3, mode="train")
     try:
         spaces = envs.single_observation_space, envs.single_action_space

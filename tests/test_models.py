@@ -69,7 +69,8 @@ def test_training_recompute_equals_acting_across_episode_ends(core):
 
 @pytest.mark.parametrize("env_id,backend,model_cfg", [
     ("CartPole-v1", "sync", ModelConfig(hidden_sizes=[16], shared_trunk=False)),
-    ("PongNoFrameskip-v4", "envpool", ModelConfig(encoder="nature_cnn"))])  # replayed
+    # replayed; float32 on every host (bfloat16's replay: test_replay.py)
+    ("PongNoFrameskip-v4", "envpool", ModelConfig(encoder="nature_cnn", precision="float32"))])
 def test_acting_graph_gives_the_recomputed_loss_and_gradient(env_id, backend, model_cfg):
     """A2C's acting-graph reuse backpropagates through the passes made while acting (kept
     graphs for MLPs, replayed layer outputs for CNNs): on the same rollout (with episode

@@ -1,9 +1,11 @@
-"""model.precision=bfloat16: the CNN encoder under bfloat16 autocast, everything else float32.
+"""model.precision: the CNN encoder under bfloat16 autocast, everything else float32; `auto`
+(the default) picks bfloat16 for the built-in CNNs on a CPU with AMX or AVX512-BF16.
 
 The replayed gradient under bfloat16 is checked against autocast's own in test_replay.py;
 here: bfloat16 gradients point where the float32 ones do, the rest of the model stays
-float32, the CLI refuses it for MLP encoders, it may change on resume, and a real Pong run
-trains with it.
+float32, what `auto` picks on which CPU and device and the start line that says so, the
+CLI refuses bfloat16 for MLP encoders, it may change on resume, and a real Pong run trains
+with it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import torch
 from actorcritic.algorithms.update import accelerators_line, rollout_loss
 from actorcritic.cli import main
 from actorcritic.config import AlgoConfig, ModelConfig, load_config
-from actorcritic.models.actor_critic import ActorCritic
+from actorcritic.models import precision
+from actorcritic.models.actor_critic import ActorCritic, place_encoders
+from actorcritic.models.precision import encoder_precision, native_bfloat16
 from actorcritic.run.checkpoint import load_checkpoint
 from actorcritic.run.session import check_resume_compatible
 from actorcritic.samplers.rollout import RolloutBuffer
@@ -103,10 +107,52 @@ def test_precision_may_change_on_resume(tmp_path):
                             tmp_path)
 
 
-def test_the_start_line_names_a_bfloat16_encoder():
-    assert accelerators_line("torch", "torch", "bfloat16") == \
-        "accelerators: none (the plain torch path); encoder in bfloat16 (model.precision)"
+def test_the_start_line_names_the_encoder_precision_apart_from_the_accelerators():
     assert accelerators_line("torch", "torch") == "accelerators: none (the plain torch path)"
+    assert encoder_precision("bfloat16", cnn=True).line() == \
+        "encoder in bfloat16 (model.precision=bfloat16)"
+    assert encoder_precision("float32", cnn=True).line() is None  # the plain path
+
+
+@pytest.mark.parametrize("flags,native", [
+    ({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, "AMX"),
+    ({"avx2", "avx512f", "avx512_bf16"}, "AVX512-BF16"),
+    ({"avx2", "avx512f"}, None),   # an AVX-512 CPU without its bfloat16 extension
+    (set(), None),                 # no /proc/cpuinfo (macOS, Windows)
+])
+def test_native_bfloat16_is_read_from_the_cpu_flags(flags, native):
+    assert native_bfloat16(flags) == native
+
+
+@pytest.mark.parametrize("setting,cnn,device,native,dtype,line", [
+    ("auto", True, "cpu", "AMX", "bfloat16",
+     "encoder in bfloat16 (model.precision=auto: this CPU has AMX)"),
+    ("auto", True, "cpu", "AVX512-BF16", "bfloat16",
+     "encoder in bfloat16 (model.precision=auto: this CPU has AVX512-BF16)"),
+    ("auto", True, "cpu", None, "float32",
+     "encoder in float32 (model.precision=auto: this CPU has no native bfloat16)"),
+    ("auto", True, "cuda", "AMX", "float32", "encoder in float32 (model.precision=auto: on cuda)"),
+    ("auto", False, "cpu", "AMX", "float32", None),        # an MLP: nothing to say
+    ("float32", True, "cpu", "AMX", "float32", None),      # asked for: the plain path
+    ("bfloat16", True, "cpu", None, "bfloat16",            # asked for, even if emulated
+     "encoder in bfloat16 (model.precision=bfloat16)"),
+])
+def test_auto_picks_bfloat16_for_a_cnn_on_a_cpu_with_native_bfloat16(setting, cnn, device,
+                                                                     native, dtype, line):
+    choice = encoder_precision(setting, cnn, device, native)
+    assert (choice.dtype, choice.line()) == (dtype, line)
+
+
+def test_the_model_follows_its_device(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"amx_bf16"}))
+    model = ActorCritic(FRAMES, ACTIONS, ModelConfig(encoder="nature_cnn", precision="auto"))
+    assert model.actor_trunk.bfloat16
+    assert place_encoders(model, "cuda").dtype == "float32" and not model.actor_trunk.bfloat16
+    assert place_encoders(model, "cpu").dtype == "bfloat16" and model.actor_trunk.bfloat16
+    mlp = ActorCritic(gym.spaces.Box(-1, 1, (4,)), ACTIONS, ModelConfig(precision="auto"))
+    assert not mlp.actor_trunk.bfloat16
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert place_encoders(model, "cpu").dtype == "float32" and not model.actor_trunk.bfloat16
 
 
 @pytest.mark.slow
@@ -117,7 +163,7 @@ def test_short_pong_run_in_bfloat16(tmp_path, capsys):
         "run.torch_threads=1"])
     assert summary["status"] == "finished" and summary["env_steps"] >= 1000
     out = capsys.readouterr()
-    assert "encoder in bfloat16 (model.precision)" in out.out + out.err  # said at start
+    assert "encoder in bfloat16 (model.precision=bfloat16)" in out.out + out.err  # at start
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     losses = [float(r["losses/total"]) for r in rows if r.get("losses/total")]
     assert losses and all(math.isfinite(v) for v in losses)

@@ -60,7 +60,7 @@ def run_a3c(session, model: nn.Module, resume=None) -> None:
     session.progress.message(f"a3c on workers: {W} workers, acting {acting}, update torch on "
                              f"each worker's copy, shared {cfg.algo.optimizer} ({kernel})"
                              + (" under a lock" if lock is not None else "")
-                             + f"; {accelerators_line(acting, 'torch', cfg.model.precision)}")
+                             + f"; {accelerators_line(acting, 'torch')}")
     pool = ChildPool(session, model, optimizer, counters)
     try:
         sampler = A3CSampler(session, pool, counters)

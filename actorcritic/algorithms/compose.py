@@ -108,7 +108,7 @@ def choose_path(session, model: nn.Module, envs, resume):
     note = "; ".join(r for r in refused if r)
     session.progress.message(f"{cfg.algo.name} on {placement_label(cfg)}: "
                              f"{type(sampler).__name__}, acting {acting}, update {update}; "
-                             f"{accelerators_line(acting, update, cfg.model.precision)}"
+                             f"{accelerators_line(acting, update)}"
                              + (f" ({note})" if note else ""))
     return sampler, learner
 

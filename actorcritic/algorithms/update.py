@@ -56,19 +56,16 @@ def reuses_acting_graph(model: nn.Module, cfg: AlgoConfig) -> bool:
     return not isinstance(encoder, MLP)
 
 
-def accelerators_line(acting: str, update: str, precision: str = "float32") -> str:
+def accelerators_line(acting: str, update: str) -> str:
     """The accelerators in use, named at start: each is opted into by a config key and
-    tested equal to the plain torch path. The encoder's precision follows when it is not
-    float32: bfloat16 is a fast path too, but not equal to float32 bit for bit."""
+    tested equal to the plain torch path. (The encoder's precision, a fast path that is
+    not bit-equal to float32, has a start line of its own: models/precision.py.)"""
     names = [name for name, on in (("numpy acting (run.numpy_acting)", acting == "numpy"),
                                    ("replayed acting passes (algo.reuse_acting_graph)",
                                     "replay" in acting),
                                    ("numpy update (run.numpy_update)", "numpy" in update))
              if on]
-    line = "accelerators: " + (", ".join(names) if names else "none (the plain torch path)")
-    if precision != "float32":
-        line += f"; encoder in {precision} (model.precision)"
-    return line
+    return "accelerators: " + (", ".join(names) if names else "none (the plain torch path)")
 
 
 def make_optimizer(params, cfg: AlgoConfig) -> torch.optim.Optimizer:

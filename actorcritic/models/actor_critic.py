@@ -30,6 +30,7 @@ from actorcritic.models.encoders import (
 )
 from actorcritic.models.heads import make_head
 from actorcritic.models.normalize import ObsNormalizer
+from actorcritic.models.precision import EncoderPrecision, encoder_precision, native_bfloat16
 
 
 def make_encoder(obs_space: gym.Space, cfg: ModelConfig) -> nn.Module:
@@ -60,8 +61,9 @@ def make_obs_normalizer(obs_space: gym.Space, cfg: ModelConfig) -> ObsNormalizer
 class Trunk(nn.Module):
     """Encoder plus core: [T, N, ...obs] -> features [T, N, F].
 
-    With `model.precision: bfloat16` the encoder runs under autocast and its features are
-    cast back to float32, so the core, the heads and the losses never see bfloat16.
+    With `model.precision: bfloat16` (or `auto` on a CPU with native bfloat16) the encoder
+    runs under autocast and its features are cast back to float32, so the core, the heads
+    and the losses never see bfloat16.
     """
 
     def __init__(self, obs_space: gym.Space, cfg: ModelConfig):
@@ -69,10 +71,18 @@ class Trunk(nn.Module):
         self.encoder = make_encoder(obs_space, cfg)
         self.core = make_core(cfg.core, self.encoder.out_size, cfg.core_size)
         self.out_size = self.core.out_size
-        self.bfloat16 = cfg.precision == "bfloat16"
-        if self.bfloat16 and isinstance(self.encoder, MLP):
+        self.precision_setting = cfg.precision
+        if cfg.precision == "bfloat16" and isinstance(self.encoder, MLP):
             raise ConfigError("model.precision=bfloat16 is for CNN encoders (image "
                               "observations); an MLP encoder runs in float32")
+        self.choose_precision("cpu")  # built on the CPU; training.py moves it on
+
+    def choose_precision(self, device_type: str) -> EncoderPrecision:
+        """The encoder's precision on this device (models/precision.py)."""
+        cnn = isinstance(self.encoder, (NatureCNN, SmallCNN))  # auto: the built-in CNNs
+        choice = encoder_precision(self.precision_setting, cnn, device_type, native_bfloat16())
+        self.bfloat16 = choice.dtype == "bfloat16"
+        return choice
 
     def forward(self, obs: torch.Tensor, first: torch.Tensor, state: State):
         t, n = obs.shape[:2]
@@ -83,6 +93,17 @@ class Trunk(nn.Module):
         else:
             x = self.encoder(flat)
         return self.core(x.reshape(t, n, -1), first, state)
+
+
+def place_encoders(model: nn.Module, device_type: str) -> EncoderPrecision | None:
+    """Set every encoder of `model`, now on `device_type`, to its precision there; that of
+    the first, or None for a model without a trunk."""
+    chosen = None
+    for module in model.modules():
+        if isinstance(module, Trunk):
+            choice = module.choose_precision(device_type)
+            chosen = chosen or choice
+    return chosen
 
 
 class ActorCritic(nn.Module):
