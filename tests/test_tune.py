@@ -164,7 +164,9 @@ def test_best_yaml_trains_to_475(search, tmp_path):
 
 def test_a_trailing_trial_is_stopped_and_marked_pruned(tmp_path):
     """A pruner that always prunes: the run gets SIGTERM at its first evaluation, exits
-    cleanly, and the trial keeps its last evaluation as its value."""
+    cleanly, and the trial keeps its last evaluation as its value. The run cannot end on
+    its own first (no stop on a solved evaluation, 1M steps), however late a loaded
+    machine lets the search see that evaluation."""
     import optuna
 
     from actorcritic.tune import import_optuna, resolve_settings, tuning_only
@@ -172,8 +174,9 @@ def test_a_trailing_trial_is_stopped_and_marked_pruned(tmp_path):
 
     import_optuna()
     settings, space, _ = resolve_settings(
-        "cartpole-a2c", tmp_path, space=None, trial_steps=100_000, seed=None, vary_seed=None,
-        overrides=["run.eval_every=2000", "run.eval_during_episodes=2"])
+        "cartpole-a2c", tmp_path, space=None, trial_steps=1_000_000, seed=None, vary_seed=None,
+        overrides=["run.eval_every=2000", "run.eval_during_episodes=2",
+                   "run.stop_eval_return=null"])
     tunedir.create(tmp_path, settings)
     search = runner.Search(settings, space, tmp_path, 1, True, True, tuning_only(settings, 1))
 
@@ -188,7 +191,7 @@ def test_a_trailing_trial_is_stopped_and_marked_pruned(tmp_path):
     assert 2000 in trial.intermediate_values  # pruned at the first, its value the last
     assert trial.value == trial.intermediate_values[max(trial.intermediate_values)]
     summary = json.loads((tmp_path / "trials" / "0000" / "summary.json").read_text())
-    assert summary["stop_reason"] == "SIGTERM" and summary["env_steps"] < 100_000
+    assert summary["stop_reason"] == "SIGTERM" and summary["env_steps"] < 1_000_000
     assert read_trials(tmp_path)[0]["state"] == "PRUNED"
 
 
