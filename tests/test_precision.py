@@ -170,3 +170,13 @@ def test_short_pong_run_in_bfloat16(tmp_path, capsys):
     final = load_checkpoint(tmp_path / "run" / "checkpoints" / "final.safetensors")
     weights = final.section("model")
     assert weights and all(t.dtype == torch.float32 for t in weights.values())
+
+
+@pytest.mark.slow
+def test_a_default_pong_run_says_what_auto_chose_on_this_cpu(tmp_path, capsys):
+    train("pong-a2c-tuned", tmp_path / "run", quiet=False, overrides=[
+        "env.num_envs=2", "run.total_steps=200", "run.eval_episodes=0",
+        "env.max_episode_steps=50", "run.torch_threads=1"])
+    out = capsys.readouterr()
+    expected = encoder_precision("auto", True, "cpu", native_bfloat16()).line()
+    assert expected.startswith("encoder in ") and expected in out.out + out.err
