@@ -183,6 +183,18 @@ class GymVecEnv:
             else ""
         return EnvError(f"{who} raised {type(exc).__name__} in {what}(): {exc}{where}")
 
+    def retire(self, index: int) -> bool:
+        """Stop stepping env `index` for the rest of this vector env's life (an evaluation
+        that has all of this env's games): it repeats its last observation with no reward
+        and never ends, and the others play on exactly as before. Only the synchronous
+        vector env can; False elsewhere (the env is stepped as before)."""
+        if self.asynchronous or not isinstance(self.env, gym.vector.SyncVectorEnv):
+            return False
+        env = self.env.envs[index]
+        if not isinstance(env, _Retired):
+            self.env.envs[index] = _Retired(env, self.env._env_obs[index])
+        return True
+
     def close(self) -> None:
         if self.asynchronous:
             self.env.close(terminate=True)
@@ -196,6 +208,27 @@ class GymVecEnv:
     def render_first(self) -> np.ndarray | None:
         """RGB frame of env 0 (sync backend with render_mode='rgb_array')."""
         return self.env.envs[0].render()
+
+
+class _Retired:
+    """Stands in a SyncVectorEnv for a retired env (GymVecEnv.retire): its last observation
+    again, at no emulation cost; the env itself is closed with the vector env."""
+
+    def __init__(self, env: gym.Env, obs: Any):
+        self.env, self.obs = env, obs
+        self.metadata = env.metadata
+
+    def step(self, action):
+        return self.obs, 0.0, False, False, {}
+
+    def reset(self, **kwargs):
+        return self.obs, {}
+
+    def render(self):
+        return self.env.render()
+
+    def close(self) -> None:
+        self.env.close()
 
 
 # The workers are polled in slices of this many seconds (see answered_within).
@@ -269,16 +302,31 @@ class EnvPoolVecEnv:
         self._returns = np.zeros(num_envs, np.float64)
         self._lengths = np.zeros(num_envs, np.int64)
         self._reset_next = np.zeros(num_envs, bool)
+        self._stepped = np.ones(num_envs, bool)  # False: retired (see retire)
+        self._obs: np.ndarray | None = None
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         obs, _ = self.env.reset()
         self._returns[:] = 0
         self._lengths[:] = 0
         self._reset_next[:] = False
+        self._stepped[:] = True
+        self._obs = obs
         return obs
 
+    def retire(self, index: int) -> bool:
+        """Stop stepping env `index` (EnvPool steps a subset of its envs by id): it repeats
+        its last observation with no reward and never ends; the others play on exactly as
+        before, since each env has its own random stream."""
+        self._stepped[index] = False
+        return True
+
     def step(self, actions: np.ndarray):
-        obs, reward, terminated, truncated, info = self.env.step(actions)
+        if self._stepped.all():
+            obs, reward, terminated, truncated, info = self.env.step(actions)
+        else:
+            obs, reward, terminated, truncated, info = self._step_some(actions)
+        self._obs = obs
         raw = info[self.raw_reward_key] if self.raw_reward_key else reward
         live = ~self._reset_next
         self._returns[live] += raw[live]
@@ -294,6 +342,29 @@ class EnvPoolVecEnv:
             self._lengths[i] = 0
         self._reset_next = done & live
         return obs, reward.astype(np.float32, copy=False), terminated, truncated, episodes
+
+    def _step_some(self, actions: np.ndarray):
+        """Step the envs not retired; the retired ones' rows repeat their last observation
+        with zeros and False (all as full-size arrays, as a whole step gives them)."""
+        ids = np.flatnonzero(self._stepped)
+        obs_some, reward_some, term_some, trunc_some, info_some = self.env.step(
+            actions[ids], ids)
+        rows = np.asarray(info_some["env_id"])
+        obs = self._obs.copy()
+        obs[rows] = obs_some
+        reward = np.zeros(self.num_envs, reward_some.dtype)
+        reward[rows] = reward_some
+        terminated = np.zeros(self.num_envs, bool)
+        terminated[rows] = term_some
+        truncated = np.zeros(self.num_envs, bool)
+        truncated[rows] = trunc_some
+        info = {}
+        for key in (self.raw_reward_key, self.game_over_key):
+            if key:
+                value = np.zeros(self.num_envs, np.asarray(info_some[key]).dtype)
+                value[rows] = info_some[key]
+                info[key] = value
+        return obs, reward, terminated, truncated, info
 
     def close(self) -> None:
         self.env.close()

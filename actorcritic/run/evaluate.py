@@ -32,7 +32,10 @@ def play_episodes(model: ActorCritic, env_cfg: EnvConfig, episodes: int, greedy:
                   num_envs: int | None = None) -> list[Episode]:
     """Play exactly `episodes` full episodes, split evenly over a few envs.
 
-    Each env plays a fixed quota, so short episodes are not over-represented. A football
+    Each env plays a fixed quota, so short episodes are not over-represented; an env that
+    has played its quota is retired where the vector env can (it is no longer emulated:
+    10 Breakout games over 8 envs, three of them stuck until the 27k-step truncation,
+    stepped 230k env steps for the 94k counted). A football
     env of several players (env.players) counts games: each game is that many rows of the
     batch and ends one episode.
     """
@@ -43,6 +46,7 @@ def play_episodes(model: ActorCritic, env_cfg: EnvConfig, episodes: int, greedy:
     envs = make_vector_env(env_cfg, num_envs=n, seed=seed, mode="eval")
     rows, per_game = envs.num_envs, envs.num_envs // n  # a game's episode: at its first row
     to_env = ActionAdapter(envs.single_action_space)
+    retire = getattr(envs, "retire", None)
     done: list[Episode] = []
     try:
         obs = torch.as_tensor(envs.reset(seed=seed), device=device)
@@ -59,6 +63,8 @@ def play_episodes(model: ActorCritic, env_cfg: EnvConfig, episodes: int, greedy:
                 if counts[game] < quota[game]:
                     done.append(ep)
                     counts[game] += 1
+                    if counts[game] == quota[game] and per_game == 1 and retire:
+                        retire(game)  # its games are played: stop emulating it
             first = reset_next.clone()
             reset_next = ~reset_next & torch.from_numpy(term | trunc).to(device)
             obs = torch.as_tensor(obs_np, device=device)
