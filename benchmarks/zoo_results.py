@@ -23,18 +23,36 @@ def steps_before(summary: dict) -> int:
     return summary.get("init_from", {}).get("env_steps", 0)
 
 
-def training_mean_100(summary: dict, within: int | None = None) -> float:
-    """The best training mean-100 the zoo knows of: at the end of the run or at the shipped
-    checkpoint, counting only those reached within `within` env steps (the starting
-    weights' included) when a budget is given. (Not `best_score`: in runs that evaluate,
-    that is the best in-training evaluation, a few greedy games, not the mean of the last
-    100 training episodes.)"""
-    points = [(summary.get("mean_return_100"), summary.get("env_steps")),
-              (summary.get("checkpoint_mean_return_100"), summary.get("checkpoint_env_steps"))]
-    return max((mean for mean, steps in points if mean is not None and (
+def best_within(summary: dict, end_key: str, checkpoint_key: str,
+                within: int | None = None) -> float:
+    """The better of a figure at the end of the run (`end_key`) and at the shipped checkpoint
+    (`checkpoint_key`), counting only those reached within `within` env steps (the starting
+    weights' included) when a budget is given; -inf when neither was."""
+    points = [(summary.get(end_key), summary.get("env_steps")),
+              (summary.get(checkpoint_key), summary.get("checkpoint_env_steps"))]
+    return max((value for value, steps in points if value is not None and (
                 within is None or (steps is not None
                                    and steps + steps_before(summary) <= within))),
                default=float("-inf"))
+
+
+def training_mean_100(summary: dict, within: int | None = None) -> float:
+    """The best training mean-100 the zoo knows of: at the end of the run or at the shipped
+    checkpoint, within the budget. (Not `best_score`: in runs that evaluate, that is the
+    best in-training evaluation, a few greedy games, not the mean of the last 100 training
+    episodes.)"""
+    return best_within(summary, "mean_return_100", "checkpoint_mean_return_100", within)
+
+
+def training_last_10(summary: dict, within: int | None = None) -> float:
+    """The mean of the last 10 training episodes (the figure MuJoCo results quote), at the
+    end of the run or at the shipped checkpoint, within the budget."""
+    return best_within(summary, "mean_return_last_10", "checkpoint_mean_return_last_10",
+                       within)
+
+
+def training_last_10_at_least(bar: float, within: int | None = None):
+    return lambda summary, ev: training_last_10(summary, within) >= bar
 
 
 def training_mean_at_least(bar: float, within: int | None = None):
@@ -97,6 +115,7 @@ def published_figure_held(bar: float, within: int = 10_000_000):
 
 
 TEN_M = 10_000_000
+ONE_M = 1_000_000
 
 # (zoo name / preset, source notebook, the bar, published figures at the same budget, and
 # whether the shipped run met its bar: a function of its summary.json and eval.json)
@@ -137,6 +156,18 @@ SCENARIOS = [
     ("pendulum-sac", "none (SAC, issue 34)", "greedy evaluation >= -200 within 20k env steps",
      "SAC -157.0 +- 88.7 at 20k (rl-baselines3-zoo benchmark.md)",
      eval_at_least(-200, 20_000)),
+    ("halfcheetah-sac", "none (SAC, issue 34)",
+     "mean of the last 10 training episodes >= 9,000 within 1M env steps",
+     "SAC 9,535 (rl-baselines3-zoo), 9,635 +- 1,424 (CleanRL) at 1M",
+     training_last_10_at_least(9_000, ONE_M)),
+    ("hopper-sac", "none (SAC, issue 34)",
+     "mean of the last 10 training episodes >= 2,300 within 1M env steps",
+     "SAC 2,326 +- 1,130 (rl-baselines3-zoo), 2,310 +- 343 (CleanRL) at 1M",
+     training_last_10_at_least(2_300, ONE_M)),
+    ("halfcheetah-td3", "none (TD3, issue 34)",
+     "mean of the last 10 training episodes >= 9,000 within 1M env steps",
+     "TD3 9,656 (rl-baselines3-zoo), 9,583 (CleanRL) at 1M",
+     training_last_10_at_least(9_000, ONE_M)),
 ]
 # Bars written before the sticky protocol judge the plain evaluation only (their met
 # function takes eval.json's "evaluation"); those above take the whole record.
@@ -157,7 +188,8 @@ Machado et al. 2018): an agent that holds its score there has learned the game, 
 memorised trajectory (a cell with a date was measured after the agent shipped, by
 `scripts/zoo_sticky.py`). Training mean-100 is the mean raw return
 of the last 100 training episodes when the run stopped, and when the shipped checkpoint
-(the run's best) was written. "Met" applies the bar to the run as it was made; a bar not
+(the run's best) was written; MuJoCo rows also give the mean of the last 10 training
+episodes, the figure rl-baselines3-zoo and CleanRL quote at 1M steps. "Met" applies the bar to the run as it was made; a bar not
 met is reported, not moved. Wall time is the training run's, on the machine named under
 the table. An agent whose run started from another agent's weights (`--init-from`) counts
 those weights' env steps in its budget: its env steps read "total (before + its own)", and
@@ -188,6 +220,10 @@ def row(name: str, notebook: str, bar: str, published: str, met) -> tuple[str, s
                   f"({fmt_steps(summary['checkpoint_env_steps'] + steps_before(summary))})")
     if summary.get("win_rate_100") is not None:
         train += f"; win rate {summary['win_rate_100']:.2f}"
+    if summary.get("mean_return_last_10") is not None:
+        train += f"; last 10 episodes {summary['mean_return_last_10']:.1f} at the end"
+        if summary.get("checkpoint_mean_return_last_10") is not None:
+            train += f", {summary['checkpoint_mean_return_last_10']:.1f} at the checkpoint"
     ok = met(summary, record if name in WHOLE_RECORD else ev)
     steps = fmt_steps(summary["env_steps"])
     if steps_before(summary):

@@ -17,6 +17,7 @@ shipped one does not (or with --force).
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import json
 import os
@@ -68,9 +69,18 @@ def model_tensors(ckpt) -> tuple[dict, str]:
     return {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}, "float16"
 
 
-def window_mean(meta: dict) -> float | None:
-    """The mean of the last 100 training episodes when the checkpoint was written."""
-    returns = meta.get("window", {}).get("returns", [])
+def window_mean(meta: dict, last: int = 100) -> float | None:
+    """The mean of the last `last` (at most 100) training episodes when the checkpoint was
+    written."""
+    returns = meta.get("window", {}).get("returns", [])[-last:]
+    return sum(returns) / len(returns) if returns else None
+
+
+def last_episodes_mean(run_dir: Path, last: int) -> float | None:
+    """The mean return of the run's last `last` training episodes (episodes.csv), the
+    figure MuJoCo results quote (rl-baselines3-zoo and CleanRL: the last 10 at 1M steps)."""
+    with open(run_dir / "episodes.csv", newline="") as f:
+        returns = [float(row["return"]) for row in csv.DictReader(f)][-last:]
     return sum(returns) / len(returns) if returns else None
 
 
@@ -122,7 +132,9 @@ def write_agent(run_dir: Path, staging: Path, args) -> dict:
                     "date": datetime.date.today().isoformat(), "commit": args.commit or commit(),
                     "checkpoint": ckpt.path.name, "checkpoint_env_steps":
                     ckpt.meta["counters"]["env_steps"],
-                    "checkpoint_mean_return_100": window_mean(ckpt.meta)})
+                    "checkpoint_mean_return_100": window_mean(ckpt.meta),
+                    "mean_return_last_10": last_episodes_mean(run_dir, 10),
+                    "checkpoint_mean_return_last_10": window_mean(ckpt.meta, last=10)})
     summary.pop("run_dir", None)
     if "eval" in summary:  # the run's last parameters, not necessarily the shipped ones
         summary["final_model_eval"] = summary.pop("eval")

@@ -113,6 +113,11 @@ def test_zoo_add_ships_a_run_and_keeps_a_better_agent(tmp_path):
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
     assert sorted(p.name for p in (root / "cp").iterdir()) == sorted(FILES)
+    summary = json.loads((root / "cp" / "summary.json").read_text())
+    returns = [float(line.split(",")[2]) for line in
+               (run_dir / "episodes.csv").read_text().splitlines()[1:]]
+    assert summary["mean_return_last_10"] == pytest.approx(sum(returns[-10:]) / 10)
+    assert summary["checkpoint_mean_return_last_10"] is not None
     record = json.loads((root / "cp" / "eval.json").read_text())
     agent = actorcritic.load(root / "cp")
     assert agent.evaluate(10, seed=12345)["mean_return"] == record["evaluation"]["mean_return"]
@@ -217,6 +222,21 @@ def test_results_judge_within_a_budget_only_what_was_reached_within_it():
             "checkpoint_mean_return_100": 650.0, "checkpoint_env_steps": 11_000_000}
     assert mean_and_eval_at_least(600)(late, {"mean_return": 700.0}) is True
     assert mean_and_eval_at_least(600, within=10_000_000)(late, {"mean_return": 700.0}) is False
+
+
+def test_results_judge_mujoco_bars_by_the_last_10_training_episodes():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from zoo_results import training_last_10, training_last_10_at_least
+
+    # the last 10 at 1M (the end) and at the shipped checkpoint (900k); mean-100 is lower
+    summary = {"mean_return_100": 8_600.0, "mean_return_last_10": 9_050.0,
+               "env_steps": 1_000_000, "checkpoint_mean_return_last_10": 8_900.0,
+               "checkpoint_env_steps": 900_000}
+    assert training_last_10(summary) == 9_050.0
+    assert training_last_10(summary, within=950_000) == 8_900.0
+    assert training_last_10_at_least(9_000, 1_000_000)(summary, {}) is True
+    assert training_last_10_at_least(9_000, 950_000)(summary, {}) is False
+    assert training_last_10({"mean_return_100": 9_500.0}) == float("-inf")  # not recorded
 
 
 def test_results_count_the_starting_weights_steps_in_a_budget():
