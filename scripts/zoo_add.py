@@ -90,8 +90,14 @@ def evaluate(agent_dir: Path, episodes: int, seed: int, sticky_actions: float = 
     agent = load(agent_dir)
     result = agent.evaluate(episodes, seed=seed, sticky_actions=sticky_actions)
     return {"episodes": episodes, "seed": seed, "greedy": agent.evaluates_greedy,
-            "sticky_actions": sticky_actions,
-            "play": "full games, all lives, raw score (no reward clipping)", **result}
+            "sticky_actions": sticky_actions, "play": play_protocol(agent.cfg.env.id), **result}
+
+
+def play_protocol(env_id: str) -> str:
+    """How the recorded games are played, in words, for eval.json."""
+    if is_atari(env_id):
+        return "full games, all lives, raw score (no reward clipping)"
+    return "full episodes, raw return (no reward scaling)"
 
 
 def sticky_held(record: dict) -> bool:

@@ -301,6 +301,7 @@ def test_zoo_add_evaluates_plain_and_sticky_whatever_the_agent_trained_with(monk
 
     class FakeAgent:
         evaluates_greedy = True
+        cfg = load_config("pong-a3c")
 
         def evaluate(self, episodes, seed, sticky_actions):
             asked.append(sticky_actions)
@@ -310,6 +311,10 @@ def test_zoo_add_evaluates_plain_and_sticky_whatever_the_agent_trained_with(monk
     assert zoo_add.evaluate(Path("a"), 10, 1)["sticky_actions"] == 0.0
     assert zoo_add.evaluate(Path("a"), 10, 1, zoo_add.STICKY_ACTIONS)["sticky_actions"] == 0.25
     assert asked == [0.0, 0.25]
+    assert zoo_add.evaluate(Path("a"), 10, 1)["play"] == \
+        "full games, all lives, raw score (no reward clipping)"
+    assert zoo_add.play_protocol("HalfCheetah-v5") == \
+        "full episodes, raw return (no reward scaling)"
 
 
 def test_zoo_sticky_adds_the_sticky_evaluation_of_the_recorded_games(tmp_path, monkeypatch):
