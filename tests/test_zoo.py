@@ -224,19 +224,22 @@ def test_results_judge_within_a_budget_only_what_was_reached_within_it():
     assert mean_and_eval_at_least(600, within=10_000_000)(late, {"mean_return": 700.0}) is False
 
 
-def test_results_judge_mujoco_bars_by_the_last_10_training_episodes():
+def test_results_judge_mujoco_bars_by_the_last_10_training_episodes_at_1m():
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from zoo_results import training_last_10, training_last_10_at_least
+    from zoo_results import training_last_10_at
 
-    # the last 10 at 1M (the end) and at the shipped checkpoint (900k); mean-100 is lower
+    # the last 10 at 1M (the end) and at the shipped checkpoint (900k); mean-100 is lower:
+    # the bar reads the end
     summary = {"mean_return_100": 8_600.0, "mean_return_last_10": 9_050.0,
                "env_steps": 1_000_000, "checkpoint_mean_return_last_10": 8_900.0,
                "checkpoint_env_steps": 900_000}
-    assert training_last_10(summary) == 9_050.0
-    assert training_last_10(summary, within=950_000) == 8_900.0
-    assert training_last_10_at_least(9_000, 1_000_000)(summary, {}) is True
-    assert training_last_10_at_least(9_000, 950_000)(summary, {}) is False
-    assert training_last_10({"mean_return_100": 9_500.0}) == float("-inf")  # not recorded
+    at_1m = training_last_10_at(9_000, 1_000_000)
+    assert at_1m(summary, {}) is True
+    assert training_last_10_at(9_100, 1_000_000)(summary, {}) is False
+    assert at_1m({**summary, "env_steps": 950_000}, {}) is False  # stopped short of 1M
+    assert at_1m({**summary, "env_steps": 2_000_000}, {}) is False  # its end is not at 1M
+    assert at_1m({**summary, "env_steps": 1_000_007}, {}) is True  # 8 envs' last step
+    assert at_1m({"mean_return_100": 9_500.0, "env_steps": 1_000_000}, {}) is False
 
 
 def test_results_count_the_starting_weights_steps_in_a_budget():
