@@ -105,7 +105,10 @@ class ModelConfig:
     precision: str = _f("auto", "arithmetic of the CNN encoder (bfloat16: its convolutions "
                         "and dense layer run under autocast; parameters, heads, losses and "
                         "the optimizer stay float32; auto: bfloat16 for the built-in CNNs on "
-                        "a CPU with AMX or AVX512-BF16, else float32; named at start)",
+                        "a CPU with AMX or AVX512-BF16, else float32; named at start); for "
+                        "SAC and TD3, bfloat16 computes every matrix product of the run in "
+                        "bfloat16 on the CPU (float32 inputs, outputs and sums; auto: "
+                        "float32)",
                         choices=("auto", "float32", "bfloat16"))
 
 

@@ -1,7 +1,7 @@
-"""The throughput benchmark behind issue 4's figures still runs and prints every row.
+"""The throughput benchmarks still run and print every row.
 
 Timings are not asserted (a shared 2-core machine is too noisy for that); the benchmark
-itself measures them. This only keeps `benchmarks/atari_throughput.py` from rotting."""
+itself measures them. This only keeps the scripts from rotting."""
 
 from __future__ import annotations
 
@@ -57,3 +57,16 @@ def test_football_engines_prints_a_row_per_scenario():
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line for line in out.stdout.splitlines() if line.startswith("| academy_")]
     assert len(rows) == 2 and all(row.count("|") >= 3 for row in rows), out.stdout
+
+
+def test_sac_vs_sb3_prints_a_row_for_each_precision():
+    """Without Stable-Baselines3 (not a test dependency): ours in both precisions."""
+    out = subprocess.run(
+        [sys.executable, "sac_vs_sb3.py", "--rounds", "1", "--steps", "30",
+         "--learning-starts", "30", "--bfloat16", "--no-sb3"],
+        cwd=ROOT / "benchmarks", capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {line.split("|")[1].strip(): line for line in out.stdout.splitlines()
+            if line.startswith("| ") and line.count("|") >= 5}
+    assert set(rows) == {"row", "ours", "ours, model.precision=bfloat16"}, out.stdout
+    assert "vs ours" in rows["row"] and "1.00x" in rows["ours"]

@@ -4,8 +4,9 @@
 The replayed gradient under bfloat16 is checked against autocast's own in test_replay.py;
 here: bfloat16 gradients point where the float32 ones do, the rest of the model stays
 float32, what `auto` picks on which CPU and device and the start line that says so, the
-CLI refuses bfloat16 for MLP encoders, it may change on resume, and a real Pong run trains
-with it.
+CLI refuses bfloat16 for on-policy MLP encoders, it may change on resume, and a real Pong
+run trains with it. For SAC and TD3, bfloat16 means the run's matrix products in bfloat16:
+gradients that agree with float32, the start line, and the process setting put back.
 """
 
 from __future__ import annotations
@@ -180,3 +181,72 @@ def test_a_default_pong_run_says_what_auto_chose_on_this_cpu(tmp_path, capsys):
     out = capsys.readouterr()
     expected = encoder_precision("auto", True, "cpu", native_bfloat16()).line()
     assert expected.startswith("encoder in ") and expected in out.out + out.err
+
+
+# SAC and TD3: model.precision=bfloat16 computes the run's matrix products in bfloat16.
+
+def test_bfloat16_matrix_products_put_the_setting_back_even_on_an_error():
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    with pytest.raises(RuntimeError, match="inside"):
+        with precision.bfloat16_matrix_products():
+            assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
+            raise RuntimeError("inside")
+    assert torch.backends.mkldnn.matmul.fp32_precision == before
+    with precision.bfloat16_matrix_products(enabled=False):
+        assert torch.backends.mkldnn.matmul.fp32_precision == before
+
+
+def sac_critic_gradients(model, obs: torch.Tensor, actions: torch.Tensor, target: torch.Tensor
+                         ) -> tuple[float, dict[str, torch.Tensor]]:
+    from actorcritic.algorithms.twin_critics import twin_critic_loss
+
+    model.zero_grad(set_to_none=True)
+    loss = twin_critic_loss(model.critics(obs, actions), target)
+    loss.backward()
+    return float(loss.detach()), {n: p.grad.clone() for n, p in model.critics.named_parameters()}
+
+
+def test_sac_critic_gradients_in_bfloat16_products_point_where_the_float32_ones_do():
+    """The twin critics' loss and gradients on a HalfCheetah-sized batch (obs 17, action 6,
+    256-256 units, batch 256) agree with float32 to bfloat16's rounding; on a CPU with
+    native bfloat16 they also differ from float32, so the setting took effect."""
+    from actorcritic.models.off_policy import build_off_policy_model
+
+    cfg = load_config("pendulum-sac", ["model.precision=bfloat16"])
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (17,), np.float32)
+    model = build_off_policy_model(cfg, obs_space, gym.spaces.Box(-1, 1, (6,), np.float32))
+    gen = torch.Generator().manual_seed(0)
+    obs, actions = torch.randn(256, 17, generator=gen), torch.rand(256, 6, generator=gen) * 2 - 1
+    target = torch.randn(256, generator=gen) * 10
+    loss32, g32 = sac_critic_gradients(model, obs, actions, target)
+    with precision.bfloat16_matrix_products():
+        loss16, g16 = sac_critic_gradients(model, obs, actions, target)
+    assert loss16 == pytest.approx(loss32, rel=1e-2)
+    for name in g32:
+        a, b = g32[name].flatten(), g16[name].flatten()
+        assert float(torch.dot(a, b) / (a.norm() * b.norm())) > 0.99, name
+        assert float(b.norm() / a.norm()) == pytest.approx(1.0, abs=0.05), name
+    if native_bfloat16():
+        assert any(not torch.equal(g32[n], g16[n]) for n in g32)
+
+
+def test_a_sac_run_in_bfloat16_products_says_so_and_leaves_the_setting_as_it_was(tmp_path,
+                                                                                   capsys):
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    summary = train("pendulum-sac", tmp_path / "run", quiet=False, overrides=[
+        "model.precision=bfloat16", "run.total_steps=400", "algo.learning_starts=200",
+        "run.eval_every=0", "run.eval_episodes=1"])
+    assert summary["status"] == "finished" and summary["env_steps"] == 400
+    out = capsys.readouterr()
+    expected = precision.matrix_products_line("cpu", native_bfloat16())
+    assert expected.startswith("matrix products in bfloat16") and expected in out.out + out.err
+    assert "encoder in" not in out.out + out.err  # the actor's MLP adds no autocast
+    assert torch.backends.mkldnn.matmul.fp32_precision == before
+    final = load_checkpoint(tmp_path / "run" / "checkpoints" / "final.safetensors")
+    assert all(t.dtype == torch.float32 for t in final.section("model").values())
+
+
+def test_the_products_line_says_what_happens_off_the_cpu_and_without_native_bfloat16():
+    assert "on cuda the networks run in float32" in precision.matrix_products_line("cuda",
+                                                                                  "AMX")
+    assert "emulated and slower" in precision.matrix_products_line("cpu", None)

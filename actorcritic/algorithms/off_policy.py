@@ -16,6 +16,11 @@ import torch
 from actorcritic.config import Config
 from actorcritic.errors import ConfigError
 from actorcritic.memory import available_memory
+from actorcritic.models.precision import (
+    bfloat16_matrix_products,
+    matrix_products_line,
+    native_bfloat16,
+)
 from actorcritic.run.loop import run_loop
 from actorcritic.samplers.replay import ReplaySampler
 from actorcritic.samplers.replay_buffer import ReplayBuffer
@@ -64,7 +69,11 @@ def run_off_policy(session, model, resume=None) -> None:
         f"{cfg.algo.train_freq} vector step(s) from {cfg.algo.learning_starts:,} env steps; "
         f"replay buffer of {cfg.algo.buffer_size:,} transitions "
         f"({buffer.nbytes / 2**20:,.0f} MiB), {held}")
-    run_loop(session, model, sampler, learner)
+    bfloat16 = cfg.model.precision == "bfloat16"
+    if bfloat16:
+        session.progress.message(matrix_products_line(session.device.type, native_bfloat16()))
+    with bfloat16_matrix_products(bfloat16 and session.device.type == "cpu"):
+        run_loop(session, model, sampler, learner)
 
 
 def _resume(session, envs, buffer: ReplayBuffer, learner, resume, obs, reset_next):

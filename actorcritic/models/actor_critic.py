@@ -66,19 +66,28 @@ class Trunk(nn.Module):
     and the losses never see bfloat16.
     """
 
-    def __init__(self, obs_space: gym.Space, cfg: ModelConfig):
+    def __init__(self, obs_space: gym.Space, cfg: ModelConfig,
+                 mlp_products_elsewhere: bool = False):
+        """mlp_products_elsewhere: the model's learner runs `model.precision=bfloat16` as
+        bfloat16 matrix products for the whole run (SAC, TD3), so an MLP encoder here
+        accepts the setting and adds no autocast of its own."""
         super().__init__()
         self.encoder = make_encoder(obs_space, cfg)
         self.core = make_core(cfg.core, self.encoder.out_size, cfg.core_size)
         self.out_size = self.core.out_size
         self.precision_setting = cfg.precision
-        if cfg.precision == "bfloat16" and isinstance(self.encoder, MLP):
+        self.mlp = isinstance(self.encoder, MLP)
+        if cfg.precision == "bfloat16" and self.mlp and not mlp_products_elsewhere:
             raise ConfigError("model.precision=bfloat16 is for CNN encoders (image "
-                              "observations); an MLP encoder runs in float32")
+                              "observations) and for SAC's and TD3's networks; an on-policy "
+                              "MLP encoder runs in float32")
         self.choose_precision("cpu")  # built on the CPU; training.py moves it on
 
     def choose_precision(self, device_type: str) -> EncoderPrecision:
         """The encoder's precision on this device (models/precision.py)."""
+        if self.mlp and self.precision_setting == "bfloat16":  # SAC, TD3: the run says it
+            self.bfloat16 = False
+            return EncoderPrecision("float32", "an MLP: the run's matrix products", False)
         cnn = isinstance(self.encoder, (NatureCNN, SmallCNN))  # auto: the built-in CNNs
         choice = encoder_precision(self.precision_setting, cnn, device_type, native_bfloat16())
         self.bfloat16 = choice.dtype == "bfloat16"

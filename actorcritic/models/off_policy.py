@@ -156,7 +156,7 @@ class OffPolicyActorCritic(nn.Module):
         super().__init__()
         self.cfg = cfg.model
         self.obs_norm = None
-        self.actor_trunk = Trunk(obs_space, cfg.model)
+        self.actor_trunk = Trunk(obs_space, cfg.model, mlp_products_elsewhere=True)
         self.critic_trunk = None  # the critics are the TwinQ below, not a trunk
         dim = int(np.prod(action_space.shape))
         if cfg.algo.name == "sac":

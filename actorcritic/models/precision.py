@@ -1,4 +1,4 @@
-"""Which arithmetic a CNN encoder runs in: `model.precision` (auto, float32, bfloat16).
+"""Which arithmetic a network runs in: `model.precision` (auto, float32, bfloat16).
 
 bfloat16 runs the encoder's convolutions and dense layer under autocast; parameters, heads,
 losses and the optimizer stay float32. It pays only on a CPU that computes bfloat16 itself
@@ -8,14 +8,22 @@ mean of 18 sooner in bfloat16 than in float32 on both seeds measured, and played
 (docs/BENCHMARKS.md, Pong). An MLP encoder, a GPU or a CPU without native bfloat16 gets
 float32. The choice is named at start; it is not bit-equal to float32, so a run resumed on
 another kind of CPU continues in that CPU's precision.
+
+SAC's and TD3's networks are MLPs of 256 units whose learning step is almost all matrix
+products. For them `model.precision: bfloat16` (never `auto`: not yet shown to learn as
+well) has oneDNN compute every float32 matrix product of the run in bfloat16, with float32
+inputs, outputs and accumulation, as TF32 does on a GPU (`bfloat16_matrix_products`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 # /proc/cpuinfo flag -> the name the start line uses, fastest first
 NATIVE_BFLOAT16_FLAGS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"))
@@ -66,3 +74,31 @@ def encoder_precision(setting: str, cnn: bool, device_type: str = "cpu",
         return EncoderPrecision("float32", "model.precision=auto: this CPU has no native "
                                 "bfloat16")
     return EncoderPrecision("bfloat16", f"model.precision=auto: this CPU has {native}")
+
+
+@contextlib.contextmanager
+def bfloat16_matrix_products(enabled: bool = True) -> Iterator[None]:
+    """Inside, oneDNN computes the CPU's float32 matrix products (linear layers forward and
+    backward) in bfloat16: float32 in and out, products rounded to bfloat16, sums in
+    float32. The setting is the process's, so it is put back on the way out. A CPU
+    without bfloat16 support in oneDNN keeps float32."""
+    if not enabled:
+        yield
+        return
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.matmul.fp32_precision = before
+
+
+def matrix_products_line(device_type: str, native: str | None) -> str:
+    """The start line of a SAC or TD3 run with `model.precision=bfloat16`."""
+    if device_type != "cpu":
+        return (f"model.precision=bfloat16 sets the CPU's matrix products; on "
+                f"{device_type} the networks run in float32")
+    why = f"this CPU has {native}" if native else ("this CPU has no native bfloat16, so "
+                                                   "it is emulated and slower")
+    return (f"matrix products in bfloat16 (model.precision=bfloat16; float32 parameters, "
+            f"inputs and sums; {why})")
