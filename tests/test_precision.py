@@ -249,4 +249,4 @@ def test_a_sac_run_in_bfloat16_products_says_so_and_leaves_the_setting_as_it_was
 def test_the_products_line_says_what_happens_off_the_cpu_and_without_native_bfloat16():
     assert "on cuda the networks run in float32" in precision.matrix_products_line("cuda",
                                                                                   "AMX")
-    assert "emulated and slower" in precision.matrix_products_line("cpu", None)
+    assert "no native bfloat16" in precision.matrix_products_line("cpu", None)

@@ -98,7 +98,8 @@ def matrix_products_line(device_type: str, native: str | None) -> str:
     if device_type != "cpu":
         return (f"model.precision=bfloat16 sets the CPU's matrix products; on "
                 f"{device_type} the networks run in float32")
-    why = f"this CPU has {native}" if native else ("this CPU has no native bfloat16, so "
-                                                   "it is emulated and slower")
+    why = f"this CPU has {native}" if native else ("this CPU has no native bfloat16: "
+                                                   "oneDNN emulates it or keeps float32, "
+                                                   "and it does not pay")
     return (f"matrix products in bfloat16 (model.precision=bfloat16; float32 parameters, "
             f"inputs and sums; {why})")
