@@ -25,11 +25,13 @@ def final(run_dir: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["sac", "td3"])
-def test_resume_with_the_replay_buffer_is_bit_exact(tmp_path, algo):
+@pytest.mark.parametrize("algo, precision", [("sac", "float32"), ("td3", "float32"),
+                                             ("sac", "bfloat16")])
+def test_resume_with_the_replay_buffer_is_bit_exact(tmp_path, algo, precision):
     """Train N, resume to 2N == 2N uninterrupted: every parameter, target network, optimizer
-    moment and replay row (Pendulum is captured exactly: envs/snapshot.py)."""
-    n, sets = 600, SMALL + [f"algo.name={algo}"]
+    moment and replay row (Pendulum is captured exactly: envs/snapshot.py); also with the
+    matrix products in bfloat16, which are as deterministic as float32's."""
+    n, sets = 600, SMALL + [f"algo.name={algo}", f"model.precision={precision}"]
     full = train("pendulum-sac", tmp_path / "full", quiet=True,
                  overrides=sets + [f"run.total_steps={2 * n}"])
     train("pendulum-sac", tmp_path / "half", quiet=True,
