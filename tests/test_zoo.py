@@ -242,6 +242,21 @@ def test_results_judge_mujoco_bars_by_the_last_10_training_episodes_at_1m():
     assert at_1m({"mean_return_100": 9_500.0, "env_steps": 1_000_000}, {}) is False
 
 
+def test_results_judge_the_ppo_mujoco_bars_by_the_training_mean_100_at_their_budget():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from zoo_results import training_mean_100_at
+
+    # mean-100 at the end (999,424 = 488 rollouts of 2048) and higher at the checkpoint:
+    # the bar reads the end
+    summary = {"mean_return_100": 2_400.0, "env_steps": 999_424,
+               "checkpoint_mean_return_100": 2_700.0, "checkpoint_env_steps": 800_000}
+    at_budget = training_mean_100_at(2_383, 999_424)
+    assert at_budget(summary, {}) is True
+    assert training_mean_100_at(2_500, 999_424)(summary, {}) is False
+    assert at_budget({**summary, "env_steps": 900_000}, {}) is False  # stopped short
+    assert at_budget({"mean_return_last_10": 3_000.0, "env_steps": 999_424}, {}) is False
+
+
 def test_results_count_the_starting_weights_steps_in_a_budget():
     """A run started --init-from an agent of 4.5M steps that shipped its checkpoint at
     5M of its own steps has used 9.5M of a 10M budget, not 5M."""
