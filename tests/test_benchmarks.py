@@ -70,3 +70,16 @@ def test_sac_vs_sb3_prints_a_row_for_each_precision():
             if line.startswith("| ") and line.count("|") >= 5}
     assert set(rows) == {"row", "ours", "ours, model.precision=bfloat16"}, out.stdout
     assert "vs ours" in rows["row"] and "1.00x" in rows["ours"]
+
+
+def test_sac_update_breakdown_prints_each_variant_and_part():
+    out = subprocess.run(
+        [sys.executable, "sac_update_breakdown.py", "--rounds", "1", "--steps", "3",
+         "--calls", "3", "--no-compile"],
+        cwd=ROOT / "benchmarks", capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {line.split("|")[1].strip() for line in out.stdout.splitlines()
+            if line.startswith("| ")}
+    assert {"float32", "bfloat16 matrix products", "critics: target, loss, backward",
+            "actor: loss, backward", "Adam step, critics", "Polyak update"} <= rows, out.stdout
+    assert "networks under torch.compile" not in rows
