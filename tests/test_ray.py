@@ -121,8 +121,10 @@ def test_hung_actor_is_replaced_while_the_others_keep_sending(tmp_path):
     thread.start()
     try:
         summary = train("cartpole-impala", tmp_path / "run", quiet=True, overrides=[
+            # worker_timeout 4 s and two restarts: on a host loaded with other runs a working
+            # actor once took over 2 s for a rollout, was replaced, and used up one restart
             "run.backend=ray", "run.total_steps=80000", "run.eval_episodes=0",
-            "run.worker_timeout=2", "run.max_worker_restarts=1", "run.stop_mean_return=null",
+            "run.worker_timeout=4", "run.max_worker_restarts=2", "run.stop_mean_return=null",
             "run.stop_eval_return=null", "run.log_every=2"])
     finally:
         thread.join(10)
@@ -220,9 +222,11 @@ def test_parameters_go_to_the_object_store_once_per_version(cluster):
             source.publish(version, flat + version)
         assert min(len(v) for v in seen.values()) >= 4, seen
         assert source.puts <= version + 1       # at most one object per published version
-        # A worker's 4th task is sent once its 2nd result is taken, after a publish.
+        # A worker's 4th task is sent once its 2nd result is taken, after a publish. (Not
+        # checked: the order. On a loaded host Ray may hand back two ready results of one
+        # actor in either order; seen once, [0, 0, 0, 1, 2, 3, 5, 4, ...].)
         for versions in seen.values():
-            assert versions == sorted(versions) and versions[-1] > 0
+            assert versions[:2] == [0, 0] and max(versions) > 0, versions
         assert source.restarts == 0
     finally:
         source.close()
