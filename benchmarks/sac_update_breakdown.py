@@ -23,7 +23,7 @@ import torch
 from common import machine, print_table
 
 from actorcritic import load_config
-from actorcritic.algorithms.sac import SACLearner, sac_actor_loss
+from actorcritic.algorithms.sac import SACLearner, sac_actor_loss, sac_critic_target
 from actorcritic.algorithms.twin_critics import frozen, polyak_update, twin_critic_loss
 from actorcritic.models.off_policy import OffPolicyActorCritic
 from actorcritic.models.precision import bfloat16_matrix_products
@@ -89,12 +89,14 @@ def parts(calls: int) -> list[list]:
     batch = buffer.sample(256)
     alpha = learner.log_alpha.detach().exp()
 
-    def critic_loss_and_backward():
+    def critic_loss_and_backward():  # as SACLearner.gradient_step builds it
         with torch.no_grad():
-            next_action, _ = model.sample_action(batch["next_obs"])
+            next_action, next_logp = model.sample_action(batch["next_obs"])
             next_q = learner.target_critics(batch["next_obs"], next_action)
+            target = sac_critic_target(batch["rewards"], batch["terminated"], next_q,
+                                       next_logp, alpha, learner.cfg.algo.gamma)
         q = model.critics(batch["obs"], batch["actions"])
-        twin_critic_loss(q, next_q.min(0).values).backward()
+        twin_critic_loss(q, target).backward()
 
     def actor_loss_and_backward():
         action, logp = model.sample_action(batch["obs"])
