@@ -208,6 +208,10 @@ class RunConfig:
     device: str = _f("auto", "torch device (auto: cuda when present, else cpu)",
                      choices=("auto", "cpu", "cuda"))
     torch_threads: int = _f(0, "torch intra-op threads (0: auto)", min=0)
+    flush_denormals: bool = _f(True, "every process of the run treats subnormal floats "
+                               "(below 1.2e-38) as zero (x86 FTZ/DAZ): the optimizer moments "
+                               "of dead units decay into them, where arithmetic runs 10-100x "
+                               "slower; false: IEEE subnormals, as plain torch")
     numpy_acting: bool = _f(False, "accelerator, A2C/PPO: act with NumPy for MLP policies with a "
                             "Discrete head on the CPU (the same arithmetic, tested equal, under "
                             "half of torch's per-step overhead)")

@@ -18,6 +18,7 @@ from actorcritic.custom import adopt, readopt
 from actorcritic.envs import spaces_for
 from actorcritic.errors import CheckpointError, EnvError, RunFailure
 from actorcritic.models.actor_critic import ActorCritic, build_model, place_encoders, set_threads
+from actorcritic.models.precision import flush_denormals
 from actorcritic.run.checkpoint import (
     Checkpoint,
     CheckpointDir,
@@ -153,6 +154,8 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
         cfg, resume_ckpt, lock = _open_resumed(run_dir, overrides, env_fn, encoder)
     else:
         cfg, notes = _new_config(cfg, overrides, env_fn, encoder)
+    notes.append(flush_denormals(cfg.run.flush_denormals))  # before torch starts its threads
+    if resume is None:
         init_ckpt = load_checkpoint(resolve_checkpoint(init_from)) if init_from else None
         spaces = spaces_for(cfg)  # a bad env fails here, before the run dir exists
         model = _new_model(cfg, spaces)  # and so does an impossible model

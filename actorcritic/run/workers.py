@@ -31,6 +31,7 @@ import torch
 
 from actorcritic import errors
 from actorcritic.errors import NonFiniteError, UserError, WorkerFailure
+from actorcritic.models.precision import flush_denormals
 
 STARTUP_GRACE = 120.0  # seconds a new worker may take to be heard from (its first env, its imports)
 
@@ -57,12 +58,14 @@ def worker_seed(run_seed: int, index: int, incarnation: int = 0, updates: int = 
     return run_seed + updates + 1000 * (index + 1) + 100_003 * incarnation
 
 
-def child_setup(name: str, seed: int | None) -> None:
+def child_setup(name: str, seed: int | None, flush_subnormals: bool) -> None:
     """First thing in a worker process. The main process decides what a Ctrl-C means (it
     also reaches the children, who share the terminal's process group); SIGTERM keeps its
-    default so terminate() works."""
+    default so terminate() works. A spawned process starts with IEEE subnormals, so it sets
+    `run.flush_denormals` again."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     set_process_name(name)
+    flush_denormals(flush_subnormals)
     torch.set_num_threads(1)
     if seed is not None:
         torch.manual_seed(seed)

@@ -55,7 +55,7 @@ def worker_main(wid: int, cfg, global_model: nn.Module, optimizer, counters: tor
                 stop, conn, seed: int) -> None:
     """Entry point of worker process `wid` (forked by the fork server; everything arrives
     pickled, the shared model and optimizer as shared memory)."""
-    child_setup(f"a3c-worker-{wid}", seed)
+    child_setup(f"a3c-worker-{wid}", seed, cfg.run.flush_denormals)
     try:
         _work(wid, cfg, global_model, optimizer, counters, stop, conn, seed)
     except BaseException as exc:
@@ -117,7 +117,7 @@ def evaluator_main(cfg, global_model: nn.Module, conn) -> None:
 
     from actorcritic.run.evaluate import evaluate_policy
 
-    child_setup("a3c-evaluator", None)
+    child_setup("a3c-evaluator", None, cfg.run.flush_denormals)
     try:
         local = copy.deepcopy(global_model)  # private tensors, not shared
         conn.send(("ready",))

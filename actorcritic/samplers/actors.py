@@ -24,6 +24,7 @@ from torch import nn
 
 from actorcritic.algorithms.update import rollout_loss
 from actorcritic.config import Config, config_from_dict
+from actorcritic.models.precision import flush_denormals
 from actorcritic.run.workers import (
     ErrorReport,
     WorkerPool,
@@ -79,6 +80,7 @@ class ActorWorker:
     """
 
     def __init__(self, cfg_dict: dict, index: int, seed: int):
+        flush_denormals(cfg_dict["run"]["flush_denormals"])  # a Ray actor's process too
         torch.set_num_threads(1)
         from actorcritic.algorithms.reward_scaling import ConstantScale
         from actorcritic.envs import make_vector_env
@@ -196,7 +198,7 @@ def _actor_main(cfg_dict: dict, index: int, seed: int, out, params, version, loc
     `heartbeat[index]` gets `time.monotonic()` (one clock for every process of a machine)."""
     worker = None
     try:
-        child_setup(f"impala-actor-{index}", None)
+        child_setup(f"impala-actor-{index}", None, cfg_dict["run"]["flush_denormals"])
         worker = ActorWorker(cfg_dict, index, seed)
         view = np.frombuffer(params, dtype=np.float32)
         while not stop.is_set():

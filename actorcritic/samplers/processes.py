@@ -133,7 +133,7 @@ def helper_main(rank: int, cfg, model: nn.Module, grad_row: torch.Tensor, conn, 
     shared memory).
     `seed` seeds its action sampling; `make_envs(env_cfg, seed)` (default
     `make_vector_env`) builds its envs."""
-    child_setup(f"a2c-process-{rank}", seed)
+    child_setup(f"a2c-process-{rank}", seed, cfg.run.flush_denormals)
     try:
         _serve(rank, cfg, model, grad_row, conn, make_envs)
     except BaseException as exc:  # noqa: BLE001 - every failure goes to rank 0
