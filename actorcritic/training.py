@@ -18,7 +18,7 @@ from actorcritic.custom import adopt, readopt
 from actorcritic.envs import spaces_for
 from actorcritic.errors import CheckpointError, EnvError, RunFailure
 from actorcritic.models.actor_critic import ActorCritic, build_model, place_encoders, set_threads
-from actorcritic.models.precision import flush_denormals
+from actorcritic.models.precision import flush_denormals, subnormals_flushed
 from actorcritic.run.checkpoint import (
     Checkpoint,
     CheckpointDir,
@@ -147,6 +147,17 @@ def train(cfg: Config | str = "cartpole-a2c", run_dir: str | Path | None = None,
     Class(observation_space, **model.encoder_kwargs), with `out_size` features. Each is
     recorded by its import path (docs/CUSTOM.md); with resume, pass the same ones again.
     """
+    was_flushing = subnormals_flushed()  # run.flush_denormals is the run's, not the caller's
+    try:
+        return _train(cfg, run_dir, overrides, resume, init_from, overwrite, quiet, env_fn,
+                      encoder)
+    finally:
+        torch.set_flush_denormal(was_flushing)
+
+
+def _train(cfg, run_dir, overrides, resume, init_from, overwrite, quiet, env_fn, encoder
+           ) -> dict:
+    """train() within the run's subnormal mode."""
     resume_ckpt = init_ckpt = None
     notes: list[str] = []
     if resume is not None:

@@ -5,6 +5,7 @@ itself measures them. This only keeps the scripts from rotting."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,37 @@ def test_sac_update_breakdown_prints_each_variant_and_part():
     assert {"float32", "bfloat16 matrix products", "critics: target, loss, backward",
             "actor: loss, backward", "Adam step, critics", "Polyak update"} <= rows, out.stdout
     assert "networks under torch.compile" not in rows
+
+
+def test_subnormals_counts_what_a_plain_count_finds_and_times_both_modes(tmp_path):
+    """A short SAC run's final checkpoint with subnormal optimizer moments planted in it:
+    the script's count equals a plain count, and it times steps in both modes."""
+    import torch
+
+    from actorcritic import train
+    from actorcritic.run.checkpoint import load_checkpoint, save_checkpoint
+
+    train("pendulum-sac", tmp_path / "run", quiet=True, overrides=[
+        "model.hidden_sizes=[16,16]", "algo.learning_starts=100", "algo.batch_size=16",
+        "run.total_steps=200", "run.eval_episodes=0", "run.eval_every=0",
+        "run.checkpoint_every=0"])
+    path = tmp_path / "run" / "checkpoints" / "final.safetensors"
+    ckpt = load_checkpoint(path)
+    tensors = dict(ckpt.tensors)
+    key = max((k for k in tensors if k.startswith("optim_critic") and k.endswith("exp_avg_sq")),
+              key=lambda k: tensors[k].numel())
+    planted = tensors[key].clone().flatten()
+    planted[::3] = 1e-40
+    tensors[key] = planted.reshape(tensors[key].shape)
+    save_checkpoint(path, tensors, ckpt.meta)
+    expected = sum(int(((v.abs() > 0) & (v.abs() < torch.finfo(torch.float32).tiny)).sum())
+                   for k, v in tensors.items() if k.startswith("optim_"))
+    moments = sum(v.numel() for k, v in tensors.items() if k.startswith("optim_"))
+    assert expected >= planted[::3].numel()
+    out = subprocess.run(
+        [sys.executable, "subnormals.py", str(path), "--rounds", "1", "--steps", "3"],
+        cwd=ROOT / "benchmarks", capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"{expected:,} of {moments:,}" in out.stdout, out.stdout
+    timing = [line for line in out.stdout.splitlines() if line.startswith(f"| {path}")]
+    assert len(timing) == 2 and re.search(r"\| \d+\.\d\dx +\|", timing[1]), out.stdout

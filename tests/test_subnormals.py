@@ -4,7 +4,8 @@ x86 arithmetic is 10-100x slower (benchmarks/subnormals.py measures it).
 
 Here: the mode itself (on, off, and the start line), a spawned worker process sets it as
 the run says, and a short run is bit for bit the same with and without it, since no value
-of a short run is that small: the mode changes nothing else.
+of a short run is that small: the mode changes nothing else; train() puts the caller's mode
+back.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def test_a_short_run_is_the_same_with_and_without_the_mode(tmp_path, capsys):
               overrides=sets + [f"run.flush_denormals={str(flush).lower()}"])
         said = capsys.readouterr().out
         assert ("subnormal floats flushed to zero" in said) is flush
+        assert subnormal_survives(), "train() put the caller's mode back"
         runs[flush] = load_checkpoint(tmp_path / str(flush) / "checkpoints" /
                                       "final.safetensors").tensors
     assert runs[True].keys() == runs[False].keys()

@@ -114,6 +114,11 @@ def flush_denormals(enabled: bool) -> str | None:
             "of dead units decay into them, where arithmetic is 10-100x slower)")
 
 
+def subnormals_flushed() -> bool:
+    """Whether this thread reads subnormal floats as zero now (torch has no getter)."""
+    return float(torch.tensor([1e-39]) * 1.0) == 0.0
+
+
 def matrix_products_line(device_type: str, native: str | None) -> str:
     """The start line of a SAC or TD3 run with `model.precision=bfloat16`."""
     if device_type != "cpu":
