@@ -28,7 +28,10 @@ def subnormal_survives() -> bool:
 
 
 @pytest.fixture(autouse=True)
-def ieee_after():
+def ieee_around():
+    """Each test starts and ends with IEEE subnormals (an IMPALA actor built in a test's own
+    process, as other tests do, sets its run's mode there)."""
+    torch.set_flush_denormal(False)
     yield
     torch.set_flush_denormal(False)
 
