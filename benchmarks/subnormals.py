@@ -5,11 +5,12 @@ their way to zero they pass through the subnormal range (below 1.2e-38): the sec
 (beta2 0.999) takes about 16,000 steps to cross it. x86 arithmetic on subnormal inputs and
 results takes a slow microcode path.
 
-For each checkpoint given (a run of this project, with its replay buffer: periodic or final),
-the script counts the subnormal values among its optimizer moments and parameters, then
-loads it as `--resume` does (networks, target networks, optimizer moments, temperature,
-replay buffer) and times gradient steps on minibatches of its buffer, with IEEE subnormals
-and with them flushed to zero, rounds alternating. A flushed step writes zeros where the
+For each checkpoint given (a run of this project), the script counts the subnormal values
+among its optimizer moments and parameters; then, for a SAC or TD3 checkpoint with its
+replay buffer (periodic or final), it loads it as `--resume` does (networks, target
+networks, optimizer moments, temperature, replay buffer) and times gradient steps on
+minibatches of its buffer, with IEEE subnormals and with them flushed to zero, rounds
+alternating. A flushed step writes zeros where the
 subnormals were, so every round starts from the checkpoint's state again.
 
     cd benchmarks && ../.venv/bin/python subnormals.py CKPT [CKPT ...] [--rounds 3]
@@ -93,12 +94,15 @@ def main() -> None:
     for path in args.checkpoints:
         ckpt = load_checkpoint(path)
         steps = ckpt.meta["counters"]["env_steps"]
-        moments, all_moments = subnormal_count(ckpt.tensors, "optim_")
+        moments, all_moments = subnormal_count(ckpt.tensors, "optim")  # optim. or optim_NAME.
         params, all_params = subnormal_count(ckpt.tensors, "model.")
         counts.append([str(path), f"{steps:,}", f"{moments:,} of {all_moments:,} "
                        f"({moments / all_moments:.1%})", f"{params:,} of {all_params:,}"])
         if args.count_only:
             continue
+        if ckpt.meta.get("replay") is None:
+            raise SystemExit(f"{path}: no replay buffer in this checkpoint (timing takes a SAC "
+                             f"or TD3 run's periodic or final one); --count-only counts any")
         times: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(args.rounds):
             for flush in (False, True):
