@@ -1,6 +1,6 @@
 """run.flush_denormals: every process of a run reads and writes subnormal floats (below
 1.2e-38) as zero, because the optimizer moments of dead units decay into that range, where
-x86 arithmetic is 10-100x slower (benchmarks/subnormals.py measures it).
+x86 arithmetic takes a slow path (benchmarks/subnormals.py measures what it costs).
 
 Here: the mode itself (on, off, and the start line), a spawned worker process sets it as
 the run says, and a short run is bit for bit the same with and without it, since no value

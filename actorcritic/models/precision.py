@@ -17,7 +17,8 @@ inputs, outputs and accumulation, as TF32 does on a GPU (`bfloat16_matrix_produc
 Every process of a run also flushes subnormal floats to zero (`run.flush_denormals`, on by
 default; `flush_denormals`): the Adam and RMSprop moments of a unit whose gradient is zero
 (a dead ReLU) decay geometrically through the subnormal range, below 1.2e-38, where x86
-arithmetic on them is 10-100 times slower. TensorFlow runs its CPU kernels this way.
+arithmetic on them takes a slow path (hopper-td3's gradient step ran 1.39x faster once
+they were flushed, docs/BENCHMARKS.md). TensorFlow runs its CPU kernels this way.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def flush_denormals(enabled: bool) -> str | None:
         return ("run.flush_denormals=true has no effect: this CPU cannot flush subnormal "
                 "floats to zero")
     return ("subnormal floats flushed to zero (run.flush_denormals=true: optimizer moments "
-            "of dead units decay into them, where arithmetic is 10-100x slower)")
+            "of dead units decay into them, where x86 arithmetic takes a slow path)")
 
 
 def subnormals_flushed() -> bool:
