@@ -104,7 +104,8 @@ def lineage(ckpt: Checkpoint) -> dict:
     """What a run started with --init-from records of its start: the checkpoint, the env
     steps its weights had trained for (those of its own init-from included), and, from a zoo
     agent, the agent's name, the command, date and commit that trained it and its run's
-    final training mean-100 (read from the agent's summary.json where that reads).
+    final training mean-100 (read from the agent's summary.json where that reads), and the
+    agent's own start, so a chain of runs keeps every link.
     A budget ("within 10M env steps") is judged on these steps plus the run's own
     (benchmarks/zoo_results.py)."""
     before = ckpt.meta.get("init_from", {}).get("env_steps", 0)
@@ -115,8 +116,8 @@ def lineage(ckpt: Checkpoint) -> dict:
             trained = json.loads((Path(ckpt.path).parent / "summary.json").read_text())
         except (OSError, ValueError):
             trained = {}
-        out.update({k: trained[k] for k in ("command", "date", "commit", "mean_return_100")
-                    if k in trained})
+        out.update({k: trained[k] for k in ("command", "date", "commit", "mean_return_100",
+                                            "init_from") if k in trained})
     return out
 
 

@@ -255,16 +255,22 @@ def row(name: str, notebook: str, bar: str, published: str, met) -> tuple[str, s
              score, sticky_cell(record, summary['env_id']), published, f"[curve](../zoo/{name}/curve.png)"]
     note = (f"- `{name}`: `{summary['command']}` on {summary['date']} at commit "
             f"{summary['commit']}; {summary['machine']}.")
-    start = summary.get("init_from")
-    if start:
-        source = (f"`{start['command']}` on {start['date']} at commit {start['commit']}"
-                  if "command" in start else f"`{start['checkpoint']}`")
-        reached = (f", training mean-100 {start['mean_return_100']:.1f} at its end"
-                   if start.get("mean_return_100") is not None else "")
-        note += (f" It started from the weights of {source} "
-                 f"({fmt_steps(start['env_steps'])} env steps{reached}; the steps are counted "
-                 f"in its budget).")
-    return "| " + " | ".join(cells) + " |", note
+    return "| " + " | ".join(cells) + " |", note + lineage_note(summary.get("init_from"))
+
+
+def lineage_note(start: dict | None, first: bool = True) -> str:
+    """The runs whose weights an agent started from (`--init-from`), each link of the
+    chain back to the run that started from scratch."""
+    if not start:
+        return ""
+    source = (f"`{start['command']}` on {start['date']} at commit {start['commit']}"
+              if "command" in start else f"`{start['checkpoint']}`")
+    reached = (f", training mean-100 {start['mean_return_100']:.1f} at its end"
+               if start.get("mean_return_100") is not None else "")
+    counted = "; the steps are counted in its budget" if first else ""
+    lead = " It started from the weights of" if first else " That run started from the weights of"
+    return (f"{lead} {source} ({fmt_steps(start['env_steps'])} env steps{reached}{counted})."
+            + lineage_note(start.get("init_from"), first=False))
 
 
 def sticky_cell(record: dict, env_id: str) -> str:

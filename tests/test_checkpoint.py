@@ -146,7 +146,8 @@ def test_init_from_records_where_the_weights_started_through_resumes_and_chains(
 def test_init_from_a_zoo_agent_records_the_command_that_trained_it(tmp_path):
     """An agent's directory may be replaced later (by the agent trained from it): the run
     keeps the name, command, date, commit and training mean of the run that made its
-    starting weights (and nothing else of its summary)."""
+    starting weights, and where that run started in turn (and nothing else of its
+    summary), so a chain of runs keeps every link."""
     import json
 
     train("cartpole-a2c", tmp_path / "a", quiet=True, overrides=SHORT + ["run.total_steps=100"])
@@ -157,7 +158,9 @@ def test_init_from_a_zoo_agent_records_the_command_that_trained_it(tmp_path):
                                                   ckpt.section("model").items()},
                     {**ckpt.meta, "zoo": {"name": "my-agent", "source": "", "dtype": "float32"}})
     made = {"command": "actorcritic train cartpole-a2c --seed 3", "date": "2026-12-01",
-            "commit": "abc1234", "mean_return_100": 31.5}
+            "commit": "abc1234", "mean_return_100": 31.5,
+            "init_from": {"checkpoint": "zoo/my-agent/agent.safetensors", "env_steps": 50,
+                          "command": "actorcritic train cartpole-a2c --seed 2"}}
     (agent / "summary.json").write_text(json.dumps({"env_steps": 100, "sps": 9.0, **made}))
     summary = train("cartpole-a2c", tmp_path / "b", quiet=True,
                     overrides=SHORT + ["run.total_steps=100"], init_from=agent)
