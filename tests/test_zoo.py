@@ -86,6 +86,25 @@ def test_zoo_agent_still_scores(agent_dir):
             f"won {shipped['win_rate']:.2f} when shipped")
 
 
+def test_zoo_guard_plays_sticky_actions_only_on_atari(tmp_path):
+    """scripts/zoo_guard.py --sticky-actions: one line and exit 2, the guard untouched, for
+    a probability out of range or an agent that is not Atari (the Atari path is the
+    breakout-a3c guard above, recorded with it)."""
+    import shutil
+
+    agent = tmp_path / "pendulum-sac"
+    shutil.copytree(ROOT / "zoo" / "pendulum-sac", agent)
+    before = (agent / "eval.json").read_text()
+    for value, says in (("0.25", "--sticky-actions is an Atari setting; pendulum-sac plays "
+                                 "Pendulum-v1"),
+                        ("1.5", "--sticky-actions 1.5 is not a probability in [0, 1)")):
+        out = subprocess.run([sys.executable, str(ROOT / "scripts" / "zoo_guard.py"),
+                              str(agent), "--sticky-actions", value],
+                             capture_output=True, text=True)
+        assert out.returncode == 2 and out.stderr.strip() == f"error: {says}", out.stderr
+    assert (agent / "eval.json").read_text() == before
+
+
 def test_eval_cli_takes_a_zoo_agent_by_directory(tmp_path):
     others = [a for a in AGENTS if not config_of(a)["env"]["id"].startswith("football/")]
     if not others:
@@ -272,6 +291,24 @@ def test_results_count_the_starting_weights_steps_in_a_budget():
     assert training_mean_100(summary, within=9_000_000) == float("-inf")
     assert eval_at_least(19, within=10_000_000)(summary, {"mean_return": 20.0}) is True
     assert eval_at_least(19, within=9_000_000)(summary, {"mean_return": 20.0}) is False
+
+
+def test_results_name_every_run_of_a_chain_of_init_froms():
+    """An agent trained from an agent trained from a third run: its note names both runs
+    before it, nearest first, and counts their steps in the budget once."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from zoo_results import lineage_note
+
+    first = {"checkpoint": "c", "env_steps": 2_120_080, "command": "train A", "date": "d1",
+             "commit": "aaa1111", "mean_return_100": 100.8}
+    second = {"checkpoint": "c", "env_steps": 4_134_240, "command": "train B", "date": "d2",
+              "commit": "bbb2222", "mean_return_100": 165.6, "init_from": first}
+    note = lineage_note(second)
+    assert note.index("`train B`") < note.index("`train A`")
+    assert "(4.13M env steps, training mean-100 165.6 at its end; the steps are counted" in note
+    assert "That run started from the weights of `train A` on d1 at commit aaa1111 " \
+           "(2.12M env steps, training mean-100 100.8 at its end)." in note
+    assert note.count("counted in its budget") == 1 and lineage_note(None) == ""
 
 
 def test_results_hold_every_atari_agent_to_the_published_figure():
