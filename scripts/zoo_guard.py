@@ -13,8 +13,8 @@ commit it was measured at; the recorded evaluation and the agent stay as they ar
 
 plays the guard with sticky actions (Atari only): for an agent whose greedy plain games
 run to the game's 108,000-frame cap (`breakout-a3c` keeps the ball in play there without
-scoring, 27k steps a game), a regression shows as well in sticky games, which end, and
-the guard costs `make test` a tenth of the time.
+scoring, 27k steps a game), a regression shows as well in sticky games, which end:
+breakout-a3c's plain guard took 329 s in tests/test_zoo.py, its sticky one 41 s.
 """
 
 from __future__ import annotations
